@@ -1,0 +1,20 @@
+export { ConfigError, type ConfigProblem } from './errors.js';
+export { parseEnv, freezeConfig, type Env, type Frozen } from './load.js';
+export {
+  bool,
+  bytes,
+  duration,
+  int,
+  list,
+  oneOf,
+  optStr,
+  optUrl,
+  parseBytes,
+  parseDuration,
+  port,
+  str,
+  urlList,
+} from './fields.js';
+export { natsEnv, natsSettingsFrom } from './nats.js';
+export { topologyEnv, topologyOptionsFrom } from './topology.js';
+export { runtimeEnv } from './runtime.js';

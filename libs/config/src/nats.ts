@@ -1,0 +1,34 @@
+import type { Frozen } from './load.js';
+import { bool, optStr, urlList } from './fields.js';
+
+/** Environment variables for the NATS connection, shared by every service. */
+export const natsEnv = {
+  NATS_URL: urlList(['nats://127.0.0.1:4222'], ['nats', 'tls', 'ws', 'wss']),
+  NATS_USER: optStr(),
+  NATS_PASSWORD: optStr(),
+  NATS_TOKEN: optStr(),
+  NATS_CREDS_FILE: optStr(),
+  NATS_TLS_CA_FILE: optStr(),
+  NATS_TLS_CERT_FILE: optStr(),
+  NATS_TLS_KEY_FILE: optStr(),
+  NATS_TLS_HANDSHAKE_FIRST: bool(false),
+};
+
+type NatsEnv = Frozen<{ [K in keyof typeof natsEnv]: ReturnType<(typeof natsEnv)[K]['parse']> }>;
+
+/** The NATS connection settings described by parsed NATS_* variables. */
+export function natsSettingsFrom(env: Readonly<NatsEnv>) {
+  return {
+    servers: env.NATS_URL,
+    user: env.NATS_USER,
+    password: env.NATS_PASSWORD,
+    token: env.NATS_TOKEN,
+    credsFile: env.NATS_CREDS_FILE,
+    tls: {
+      caFile: env.NATS_TLS_CA_FILE,
+      certFile: env.NATS_TLS_CERT_FILE,
+      keyFile: env.NATS_TLS_KEY_FILE,
+      handshakeFirst: env.NATS_TLS_HANDSHAKE_FIRST,
+    },
+  };
+}

@@ -1,0 +1,98 @@
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Logger } from 'pino';
+import { STATUS_CODES } from 'node:http';
+import { HttpError, type ErrorBody } from './errors.js';
+
+type SchemaError = { keyword: string; instancePath: string; message?: string; params: Record<string, unknown> };
+
+function describeSchemaError(e: SchemaError, dataVar: string): string {
+  const where = `${dataVar}${e.instancePath.replace(/\//g, '.')}`;
+  switch (e.keyword) {
+    case 'enum':
+      return `${where} must be one of ${(e.params.allowedValues as unknown[]).join(', ')}`;
+    case 'required':
+      return `${where} is missing the required field "${String(e.params.missingProperty)}"`;
+    case 'additionalProperties':
+      return `${where} has an unknown field "${String(e.params.additionalProperty)}"`;
+    case 'pattern':
+      return `${where} must match ${String(e.params.pattern)}`;
+    default:
+      return `${where} ${e.message ?? 'is invalid'}`;
+  }
+}
+
+function body(statusCode: number, code: string, message: string): ErrorBody {
+  return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message };
+}
+
+/** Maps any error a request can meet to the uniform body and the right 4xx/5xx status. */
+export function toErrorBody(err: FastifyError | HttpError | Error): ErrorBody {
+  if (err instanceof HttpError) return body(err.statusCode, err.code, err.message);
+  const fe = err as FastifyError;
+  if (fe.validation) return body(400, 'VALIDATION_ERROR', fe.message);
+  switch (fe.code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return body(415, 'UNSUPPORTED_MEDIA_TYPE', `${fe.message}; send the body as application/json`);
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return body(413, 'BODY_TOO_LARGE', fe.message);
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return body(400, 'INVALID_JSON', 'the body is empty but content-type is application/json');
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return body(400, 'INVALID_JSON', `the body is not valid JSON: ${fe.message}`);
+    default:
+      break;
+  }
+  if (err instanceof SyntaxError || fe.statusCode === 400) {
+    return body(400, 'INVALID_JSON', `the body is not valid JSON: ${err.message}`);
+  }
+  if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return body(fe.statusCode, fe.code ?? 'BAD_REQUEST', fe.message);
+  }
+  return body(500, 'INTERNAL', 'internal error; the request was not completed');
+}
+
+export interface HttpAppOptions {
+  logger: Logger;
+  bodyLimit?: number;
+  /** Log each request at info (intake) or debug (health-only servers). */
+  requestLogLevel?: 'info' | 'debug';
+}
+
+/**
+ * A fastify instance with Redrive's HTTP conventions: JSON only, strict schema validation
+ * (no coercion, unknown fields refused), and one error body shape for every failure.
+ */
+export function createHttpApp(opts: HttpAppOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: opts.logger as unknown as FastifyServerOptions['loggerInstance'],
+    // One line per request comes from the onResponse hook below, not fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: opts.bodyLimit ?? 1_048_576,
+    return503OnClosing: true,
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    schemaErrorFormatter: (errors, dataVar) =>
+      new Error(errors.map((e) => describeSchemaError(e as SchemaError, dataVar)).join('; ')),
+  }) as unknown as FastifyInstance;
+  // Only JSON is accepted: without this fastify would also parse text/plain bodies.
+  app.removeContentTypeParser('text/plain');
+  const level = opts.requestLogLevel ?? 'debug';
+  app.addHook('onResponse', async (req, reply) => {
+    req.log[reply.statusCode >= 500 ? 'error' : level](
+      { method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      'request',
+    );
+  });
+  app.setErrorHandler((err: FastifyError | HttpError, req, reply) => {
+    const out = toErrorBody(err);
+    if (out.code === 'UNSUPPORTED_MEDIA_TYPE') {
+      out.message = `content-type ${JSON.stringify(req.headers['content-type'] ?? '')} is not supported; send the body as application/json`;
+    }
+    if (out.statusCode >= 500) req.log.error({ err }, 'request failed');
+    if (err instanceof HttpError) for (const [k, v] of Object.entries(err.headers)) void reply.header(k, v);
+    return reply.code(out.statusCode).send(out);
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send(body(404, 'NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)),
+  );
+  return app;
+}

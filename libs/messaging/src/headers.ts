@@ -1,0 +1,139 @@
+import { headers as natsHeaders, type MsgHdrs } from '@nats-io/nats-core';
+
+/** The header names of the wire contract (DESIGN.md). */
+export const H = {
+  msgId: 'Nats-Msg-Id',
+  jobId: 'Redrive-Job-Id',
+  attempt: 'Redrive-Attempt',
+  maxAttempts: 'Redrive-Max-Attempts',
+  notBefore: 'Redrive-Not-Before',
+  traceparent: 'traceparent',
+  tracestate: 'tracestate',
+  originalSubject: 'Redrive-Original-Subject',
+  originalSeq: 'Redrive-Original-Seq',
+  reason: 'Redrive-Reason',
+  errorClass: 'Redrive-Error-Class',
+  error: 'Redrive-Error',
+  attempts: 'Redrive-Attempts',
+} as const;
+
+export const DEAD_LETTER_REASONS = ['non_retryable', 'retries_exhausted', 'max_deliveries', 'terminated'] as const;
+export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
+
+/** Job metadata carried in headers; everything but the ids is optional on the wire. */
+export interface JobHeaders {
+  /** The stable job id; defaults to the message id when a producer sent none. */
+  jobId: string;
+  msgId?: string;
+  /** Attempts already made before this delivery (0 for a fresh job). */
+  attempt: number;
+  maxAttempts?: number;
+  notBefore?: Date;
+  traceparent?: string;
+  tracestate?: string;
+}
+
+/** Dead-letter metadata carried in headers on `dlq.<type>`. */
+export interface DeadLetterHeaders {
+  originalSubject: string;
+  originalSeq: number;
+  reason: DeadLetterReason;
+  errorClass?: string;
+  error?: string;
+  attempts: number;
+}
+
+/** A malformed contract header: the job cannot be trusted to mean what it says. */
+export class HeaderError extends Error {
+  override readonly name = 'HeaderError';
+  constructor(
+    readonly header: string,
+    readonly value: string,
+    expected: string,
+  ) {
+    super(`header ${header} is "${value}", expected ${expected}`);
+  }
+}
+
+function nonNegativeInt(h: MsgHdrs | undefined, name: string): number | undefined {
+  const v = h?.get(name);
+  if (!v) return undefined;
+  if (!/^\d+$/.test(v)) throw new HeaderError(name, v, 'a non-negative integer');
+  return Number(v);
+}
+
+/**
+ * Reads the job headers of a delivered message. A message published with no Redrive headers
+ * at all is a valid job: its id falls back to the message id, then to `fallbackId`.
+ */
+export function readJobHeaders(h: MsgHdrs | undefined, fallbackId: string): JobHeaders {
+  const msgId = h?.get(H.msgId) || undefined;
+  const notBeforeText = h?.get(H.notBefore);
+  let notBefore: Date | undefined;
+  if (notBeforeText) {
+    notBefore = new Date(notBeforeText);
+    if (Number.isNaN(notBefore.getTime())) throw new HeaderError(H.notBefore, notBeforeText, 'an RFC 3339 time');
+  }
+  const maxAttempts = nonNegativeInt(h, H.maxAttempts);
+  return {
+    jobId: h?.get(H.jobId) || msgId || fallbackId,
+    ...(msgId ? { msgId } : {}),
+    attempt: nonNegativeInt(h, H.attempt) ?? 0,
+    ...(maxAttempts !== undefined ? { maxAttempts } : {}),
+    ...(notBefore ? { notBefore } : {}),
+    ...(h?.get(H.traceparent) ? { traceparent: h.get(H.traceparent) } : {}),
+    ...(h?.get(H.tracestate) ? { tracestate: h.get(H.tracestate) } : {}),
+  };
+}
+
+/** Writes job headers (not the trace context, which the publisher injects). */
+export function writeJobHeaders(
+  job: Omit<JobHeaders, 'traceparent' | 'tracestate'>,
+  h: MsgHdrs = natsHeaders(),
+): MsgHdrs {
+  h.set(H.jobId, job.jobId);
+  if (job.msgId) h.set(H.msgId, job.msgId);
+  h.set(H.attempt, String(job.attempt));
+  if (job.maxAttempts !== undefined) h.set(H.maxAttempts, String(job.maxAttempts));
+  if (job.notBefore) h.set(H.notBefore, job.notBefore.toISOString());
+  return h;
+}
+
+/** Writes dead-letter headers; the error text is cut to one line of at most 1,000 characters. */
+export function writeDeadLetterHeaders(dl: DeadLetterHeaders, h: MsgHdrs = natsHeaders()): MsgHdrs {
+  h.set(H.originalSubject, dl.originalSubject);
+  h.set(H.originalSeq, String(dl.originalSeq));
+  h.set(H.reason, dl.reason);
+  if (dl.errorClass) h.set(H.errorClass, dl.errorClass);
+  if (dl.error) h.set(H.error, dl.error.replace(/[\r\n]+/g, ' ').slice(0, 1_000));
+  h.set(H.attempts, String(dl.attempts));
+  return h;
+}
+
+/** Reads dead-letter headers; throws HeaderError when a required one is missing or malformed. */
+export function readDeadLetterHeaders(h: MsgHdrs | undefined): DeadLetterHeaders {
+  const reason = h?.get(H.reason) ?? '';
+  if (!(DEAD_LETTER_REASONS as readonly string[]).includes(reason)) {
+    throw new HeaderError(H.reason, reason, `one of ${DEAD_LETTER_REASONS.join(', ')}`);
+  }
+  const originalSubject = h?.get(H.originalSubject);
+  if (!originalSubject) throw new HeaderError(H.originalSubject, '', 'the subject the job was published on');
+  return {
+    originalSubject,
+    originalSeq: nonNegativeInt(h, H.originalSeq) ?? 0,
+    reason: reason as DeadLetterReason,
+    ...(h?.get(H.errorClass) ? { errorClass: h.get(H.errorClass) } : {}),
+    ...(h?.get(H.error) ? { error: h.get(H.error) } : {}),
+    attempts: nonNegativeInt(h, H.attempts) ?? 0,
+  };
+}
+
+/** All headers of a message as a plain object (last value wins), for handlers and logs. */
+export function headersToObject(h: MsgHdrs | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!h) return out;
+  for (const key of h.keys()) out[key] = h.get(key);
+  return out;
+}
+
+export { natsHeaders as createHeaders, type MsgHdrs };

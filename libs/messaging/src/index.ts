@@ -1,0 +1,34 @@
+export { connectNats, natsConnectionOptions, type NatsSettings } from './connection.js';
+export {
+  createHeaders,
+  DEAD_LETTER_REASONS,
+  H,
+  HeaderError,
+  headersToObject,
+  readDeadLetterHeaders,
+  readJobHeaders,
+  writeDeadLetterHeaders,
+  writeJobHeaders,
+  type DeadLetterHeaders,
+  type DeadLetterReason,
+  type JobHeaders,
+  type MsgHdrs,
+} from './headers.js';
+export {
+  ensureConsumer,
+  ensureStream,
+  ensureStreams,
+  streamProblems,
+  TopologyConflictError,
+  type ProvisionAction,
+  type ProvisionResult,
+} from './provision.js';
+export { publishJob, PublishFailedError, type OutgoingJob } from './publish.js';
+export { isJobType, isPriority, JOB_TYPE_PATTERN, PRIORITIES, subjectMatches, type Priority } from './subjects.js';
+export {
+  DEFAULT_TOPOLOGY,
+  Topology,
+  type StreamRole,
+  type TopologyOptions,
+  type WorkerConsumerOptions,
+} from './topology.js';

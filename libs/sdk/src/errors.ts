@@ -1,0 +1,43 @@
+/** Thrown by a handler when retrying cannot help: the job is dead-lettered at once. */
+export class NonRetryableError extends Error {
+  override readonly name: string = 'NonRetryableError';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** Thrown by a handler to ask for a retry, optionally after an explicit delay. */
+export class RetryableError extends Error {
+  override readonly name: string = 'RetryableError';
+  constructor(
+    message: string,
+    readonly delayMs?: number,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** Thrown by a handler when a downstream said "slow down"; `retryAfterMs` wins over backoff. */
+export class RateLimitError extends Error {
+  override readonly name: string = 'RateLimitError';
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** The job's payload or headers are not what its handler accepts: never retried. */
+export class ValidationError extends NonRetryableError {
+  override readonly name: string = 'ValidationError';
+  constructor(
+    message: string,
+    readonly path: string = '',
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}

@@ -1,0 +1,51 @@
+import { randomBytes } from 'node:crypto';
+import {
+  context as otelContext,
+  propagation,
+  trace,
+  TraceFlags,
+  type Context,
+  type TextMapGetter,
+  type TextMapSetter,
+} from '@opentelemetry/api';
+
+/** Something headers can be read from by name (fastify's request headers, NATS MsgHdrs…). */
+export type HeaderReader = (name: string) => string | undefined;
+/** Something headers can be written to by name. */
+export type HeaderWriter = (name: string, value: string) => void;
+
+const getter: TextMapGetter<HeaderReader> = {
+  get: (read, key) => read(key),
+  keys: () => ['traceparent', 'tracestate'],
+};
+const setter: TextMapSetter<HeaderWriter> = { set: (write, key, value) => write(key, value) };
+
+/** Writes the W3C trace context of `ctx` (traceparent, tracestate) through `write`. */
+export function injectTraceContext(write: HeaderWriter, ctx: Context = otelContext.active()): void {
+  propagation.inject(ctx, write, setter);
+}
+
+/** Reads W3C trace context through `read` into a context derived from `base`. */
+export function extractTraceContext(read: HeaderReader, base: Context = otelContext.active()): Context {
+  return propagation.extract(base, read, getter);
+}
+
+/** The trace id of the span in `ctx`, or undefined when there is none. */
+export function traceIdOf(ctx: Context = otelContext.active()): string | undefined {
+  const sc = trace.getSpanContext(ctx);
+  return sc && trace.isSpanContextValid(sc) ? sc.traceId : undefined;
+}
+
+/**
+ * Returns `ctx` if it carries a valid span context, else `ctx` with a fresh random one, so
+ * that every job has a trace id for its logs even when no caller sent one and no SDK runs.
+ */
+export function ensureTraceContext(ctx: Context = otelContext.active()): Context {
+  if (traceIdOf(ctx)) return ctx;
+  return trace.setSpanContext(ctx, {
+    traceId: randomBytes(16).toString('hex'),
+    spanId: randomBytes(8).toString('hex'),
+    traceFlags: TraceFlags.NONE,
+    isRemote: true,
+  });
+}

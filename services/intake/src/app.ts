@@ -1,0 +1,86 @@
+import type { FastifyInstance } from 'fastify';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import { createHttpApp, createKeyCheck, registerProbes } from '@redrive/http';
+import type { Logger } from '@redrive/lifecycle';
+import { streamProblems, type Topology } from '@redrive/messaging';
+import { Counter, Histogram, type Registry } from '@redrive/telemetry';
+import type { IntakeConfig } from './config.js';
+import { createConsumerDirectory } from './consumer-directory.js';
+import { jobRoutes } from './routes/jobs.js';
+import { createSubmitter } from './submit.js';
+
+export interface IntakeDeps {
+  config: IntakeConfig;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  topology: Topology;
+  registry: Registry;
+  logger: Logger;
+}
+
+/** Builds the intake HTTP API; listening is the caller's business (tests use inject). */
+export async function buildIntakeApp(deps: IntakeDeps): Promise<FastifyInstance> {
+  const { config, topology, logger } = deps;
+  const app = createHttpApp({ logger, bodyLimit: config.maxPayloadBytes + 64 * 1024, requestLogLevel: 'debug' });
+
+  const accepted = new Counter({
+    name: 'redrive_intake_jobs_accepted_total',
+    help: 'Jobs stored in JOBS after a PubAck, by type, priority and whether JetStream saw a duplicate',
+    labelNames: ['type', 'priority', 'duplicate'],
+    registers: [deps.registry],
+  });
+  const refused = new Counter({
+    name: 'redrive_intake_requests_refused_total',
+    help: 'Job submissions answered with an error status, by status',
+    labelNames: ['status'],
+    registers: [deps.registry],
+  });
+  const publishSeconds = new Histogram({
+    name: 'redrive_intake_request_seconds',
+    help: 'Time to answer a job submission, PubAck included',
+    labelNames: ['route'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+    registers: [deps.registry],
+  });
+
+  const submitter = createSubmitter({
+    js: deps.js,
+    topology,
+    directory: createConsumerDirectory({ jsm: deps.jsm, stream: topology.streams.jobs, ttlMs: config.routesTtlMs }),
+    maxPayloadBytes: config.maxPayloadBytes,
+    publishTimeoutMs: config.publishTimeoutMs,
+    onAccepted: (job, a) => {
+      accepted.inc({ type: job.type, priority: job.priority, duplicate: String(a.duplicate) });
+      logger.info(
+        {
+          jobId: a.jobId,
+          traceId: a.traceId,
+          type: job.type,
+          priority: job.priority,
+          seq: a.seq,
+          duplicate: a.duplicate,
+        },
+        a.duplicate ? 'job already accepted (duplicate)' : 'job accepted',
+      );
+    },
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    if (!req.url.startsWith('/v1/jobs')) return;
+    publishSeconds.observe({ route: req.routeOptions.url ?? 'unknown' }, reply.elapsedTime / 1000);
+    if (reply.statusCode >= 400) refused.inc({ status: String(reply.statusCode) });
+  });
+
+  registerProbes(app, {
+    registry: deps.registry,
+    readiness: () => streamProblems(deps.jsm, [topology.streams.jobs]),
+  });
+  await app.register(jobRoutes, {
+    submitter,
+    authorize: createKeyCheck(config.apiKeys),
+    maxPayloadBytes: config.maxPayloadBytes,
+    maxBatch: config.maxBatch,
+    maxBatchBytes: config.maxBatchBytes,
+  });
+  return app;
+}

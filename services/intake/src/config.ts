@@ -1,0 +1,52 @@
+import {
+  bytes,
+  duration,
+  freezeConfig,
+  int,
+  list,
+  natsEnv,
+  natsSettingsFrom,
+  parseEnv,
+  port,
+  runtimeEnv,
+  str,
+  topologyEnv,
+  topologyOptionsFrom,
+  type Env,
+} from '@redrive/config';
+import { z } from 'zod';
+
+export const intakeEnv = z.object({
+  ...natsEnv,
+  ...topologyEnv,
+  ...runtimeEnv,
+  INTAKE_HOST: str('0.0.0.0'),
+  INTAKE_PORT: port(8080),
+  /** Producer API keys; when set, every /v1 request must present one. */
+  INTAKE_API_KEYS: list([]),
+  INTAKE_MAX_PAYLOAD: bytes(1_048_576),
+  INTAKE_MAX_BATCH: int(500, { min: 1, max: 10_000 }),
+  INTAKE_MAX_BATCH_BYTES: bytes(16 * 1_048_576),
+  INTAKE_PUBLISH_TIMEOUT: duration('5s', { min: 100 }),
+  /** How long the list of job types that have a worker is trusted before it is read again. */
+  INTAKE_ROUTES_TTL: duration('5s'),
+});
+
+export function loadIntakeConfig(env: Env = process.env) {
+  const e = parseEnv(intakeEnv, env);
+  return freezeConfig({
+    nats: natsSettingsFrom(e),
+    topology: topologyOptionsFrom(e),
+    log: { level: e.LOG_LEVEL, pretty: e.LOG_PRETTY },
+    shutdownGraceMs: e.SHUTDOWN_GRACE,
+    http: { host: e.INTAKE_HOST, port: e.INTAKE_PORT },
+    apiKeys: e.INTAKE_API_KEYS,
+    maxPayloadBytes: e.INTAKE_MAX_PAYLOAD,
+    maxBatch: e.INTAKE_MAX_BATCH,
+    maxBatchBytes: e.INTAKE_MAX_BATCH_BYTES,
+    publishTimeoutMs: e.INTAKE_PUBLISH_TIMEOUT,
+    routesTtlMs: e.INTAKE_ROUTES_TTL,
+  });
+}
+
+export type IntakeConfig = ReturnType<typeof loadIntakeConfig>;

@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { createLogger, runService, ShutdownStack } from '@redrive/lifecycle';
+import { connectNats, ensureStreams, Topology } from '@redrive/messaging';
+import { createMetricsRegistry, startTelemetry } from '@redrive/telemetry';
+import { buildIntakeApp } from './app.js';
+import { loadIntakeConfig } from './config.js';
+
+const config = loadIntakeConfig();
+const logger = createLogger({ service: 'intake', level: config.log.level, pretty: config.log.pretty });
+
+await runService({
+  logger,
+  graceMs: config.shutdownGraceMs,
+  start: async () => {
+    const stack = new ShutdownStack(logger);
+    const telemetry = startTelemetry({ serviceName: 'redrive-intake' });
+    stack.add('telemetry', () => telemetry.shutdown());
+
+    const nc = await connectNats(config.nats, 'redrive-intake', logger);
+    stack.add('nats', () => nc.drain());
+    const jsm = await jetstreamManager(nc);
+    const topology = new Topology(config.topology);
+    for (const r of await ensureStreams(jsm, topology.streamConfigs())) {
+      if (r.action !== 'unchanged')
+        logger.info({ stream: r.name, action: r.action, changes: r.changes }, 'stream provisioned');
+    }
+
+    const app = await buildIntakeApp({
+      config,
+      js: jetstream(nc),
+      jsm,
+      topology,
+      registry: createMetricsRegistry('intake'),
+      logger,
+    });
+    await app.listen({ host: config.http.host, port: config.http.port });
+    // Closing the server first stops new submissions and lets in-flight ones get their PubAck.
+    stack.add('http', () => app.close());
+    logger.info({ address: app.server.address() }, 'intake listening');
+    return stack;
+  },
+});

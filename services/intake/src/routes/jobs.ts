@@ -1,0 +1,144 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { errorBodySchema, HttpError, toErrorBody, type ErrorBody } from '@redrive/http';
+import { JOB_TYPE_PATTERN, PRIORITIES } from '@redrive/messaging';
+import { ensureTraceContext, extractTraceContext, type Context } from '@redrive/telemetry';
+import type { Accepted, JobRequest, PreparedJob, Submitter } from '../submit.js';
+
+const jobRequestSchema = {
+  type: 'object',
+  required: ['type', 'payload'],
+  additionalProperties: false,
+  properties: {
+    type: { type: 'string', pattern: JOB_TYPE_PATTERN.source },
+    payload: {},
+    priority: { type: 'string', enum: [...PRIORITIES] },
+    idempotencyKey: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' },
+    maxAttempts: { type: 'integer', minimum: 1, maximum: 1000 },
+  },
+} as const;
+
+const acceptedSchema = {
+  type: 'object',
+  required: ['jobId', 'stream', 'seq', 'duplicate'],
+  properties: {
+    jobId: { type: 'string' },
+    stream: { type: 'string' },
+    seq: { type: 'integer' },
+    duplicate: { type: 'boolean' },
+    traceId: { type: 'string' },
+  },
+} as const;
+
+const errorResponses = {
+  400: errorBodySchema,
+  401: errorBodySchema,
+  413: errorBodySchema,
+  415: errorBodySchema,
+  422: errorBodySchema,
+  503: errorBodySchema,
+};
+
+export interface JobRoutesOptions {
+  submitter: Submitter;
+  authorize: (req: FastifyRequest) => void;
+  maxPayloadBytes: number;
+  maxBatch: number;
+  maxBatchBytes: number;
+}
+
+function traceContextOf(req: FastifyRequest): Context {
+  return ensureTraceContext(
+    extractTraceContext((name) => {
+      const v = req.headers[name];
+      return Array.isArray(v) ? v[0] : v;
+    }),
+  );
+}
+
+/** POST /v1/jobs and POST /v1/jobs:batch: accept jobs, answering only after JetStream stored them. */
+export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions): Promise<void> {
+  const { submitter } = opts;
+  app.addHook('onRequest', async (req) => opts.authorize(req));
+
+  app.post<{ Body: JobRequest }>(
+    '/v1/jobs',
+    {
+      // Room for the envelope around a payload at the limit; the payload itself is measured exactly.
+      bodyLimit: opts.maxPayloadBytes + 64 * 1024,
+      schema: { body: jobRequestSchema, response: { 202: acceptedSchema, ...errorResponses } },
+    },
+    async (req, reply) => {
+      const job = await submitter.prepare(req.body);
+      const accepted = await submitter.publish(job, traceContextOf(req));
+      return reply.code(202).send(accepted);
+    },
+  );
+
+  app.post<{ Body: { jobs: JobRequest[] } }>(
+    // "::" is fastify's escape for a literal ":" in a path.
+    '/v1/jobs::batch',
+    {
+      bodyLimit: opts.maxBatchBytes,
+      schema: {
+        body: {
+          type: 'object',
+          required: ['jobs'],
+          additionalProperties: false,
+          properties: { jobs: { type: 'array', minItems: 1, maxItems: opts.maxBatch, items: jobRequestSchema } },
+        },
+        response: {
+          202: batchResponseSchema,
+          207: batchResponseSchema,
+          ...errorResponses,
+        },
+      },
+    },
+    async (req, reply) => {
+      // Every job is checked before any is published: a bad batch is refused whole.
+      const prepared: PreparedJob[] = [];
+      for (const [i, request] of req.body.jobs.entries()) {
+        try {
+          prepared.push(await submitter.prepare(request, `jobs[${i}].payload`));
+        } catch (err) {
+          if (err instanceof HttpError) {
+            throw new HttpError(err.statusCode, err.code, `jobs[${i}]: ${err.message}`, err.headers);
+          }
+          throw err;
+        }
+      }
+      const ctx = traceContextOf(req);
+      const settled = await Promise.allSettled(prepared.map((job) => submitter.publish(job, ctx)));
+      const results: (Accepted | { error: ErrorBody })[] = settled.map((s) =>
+        s.status === 'fulfilled' ? s.value : { error: toErrorBody(s.reason as Error) },
+      );
+      const failed = results.filter((r) => 'error' in r).length;
+      if (failed === results.length) {
+        void reply.header('retry-after', '1');
+        return reply.code(503).send({
+          statusCode: 503,
+          code: 'NOT_ACCEPTED',
+          error: 'Service Unavailable',
+          message: `none of the ${results.length} jobs was accepted, retry later: ${(results[0] as { error: ErrorBody }).error.message}`,
+        });
+      }
+      // 207: some jobs were accepted and some not; each result says which.
+      return reply.code(failed > 0 ? 207 : 202).send({ accepted: results.length - failed, failed, results });
+    },
+  );
+}
+
+const batchResponseSchema = {
+  type: 'object',
+  required: ['accepted', 'failed', 'results'],
+  properties: {
+    accepted: { type: 'integer' },
+    failed: { type: 'integer' },
+    results: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { ...acceptedSchema.properties, error: errorBodySchema },
+      },
+    },
+  },
+} as const;

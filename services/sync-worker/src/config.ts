@@ -1,0 +1,72 @@
+import {
+  duration,
+  freezeConfig,
+  int,
+  list,
+  natsEnv,
+  natsSettingsFrom,
+  optUrl,
+  parseEnv,
+  port,
+  runtimeEnv,
+  str,
+  topologyEnv,
+  topologyOptionsFrom,
+  type Env,
+} from '@redrive/config';
+import { JOB_TYPE_PATTERN } from '@redrive/messaging';
+import { z } from 'zod';
+
+export const workerEnv = z.object({
+  ...natsEnv,
+  ...topologyEnv,
+  ...runtimeEnv,
+  WORKER_HOST: str('0.0.0.0'),
+  WORKER_PORT: port(9090),
+  /** Jobs run at once by this process, across all types and lanes. */
+  WORKER_CONCURRENCY: int(16, { min: 1, max: 10_000 }),
+  /** Messages each consumer may hold before a slot is free (0: the concurrency). */
+  WORKER_PREFETCH: int(0, { min: 0, max: 10_000 }),
+  /** Every n-th free slot goes to the lowest waiting lane, so low priority never starves. */
+  WORKER_LOW_LANE_EVERY: int(10, { min: 2, max: 1_000 }),
+  /** Modules that export handlers: paths (relative to the working directory) or package names. */
+  WORKER_HANDLERS: list([]),
+  /** Serve only these job types (default: every type with a handler). */
+  WORKER_TYPES: list([], { re: JOB_TYPE_PATTERN, describe: 'job types ([a-z0-9][a-z0-9_-]*)' }),
+  WORKER_ACK_WAIT: duration('30s', { min: 1_000 }),
+  WORKER_MAX_DELIVER: int(10, { min: 1, max: 1_000 }),
+  WORKER_MAX_ACK_PENDING: int(1_000, { min: 1 }),
+  /** Deadline of one run when the handler does not set its own. */
+  WORKER_JOB_TIMEOUT: duration('5m', { min: 10 }),
+  /** Delay before a failed job is redelivered (until the retry engine decides per error class). */
+  WORKER_RETRY_DELAY: duration('1s'),
+  /** Target of the built-in `http` handler; the handler is off without it. */
+  HTTP_TARGET_URL: optUrl(),
+  HTTP_TIMEOUT: duration('10s', { min: 10 }),
+});
+
+export function loadWorkerConfig(env: Env = process.env) {
+  const e = parseEnv(workerEnv, env);
+  return freezeConfig({
+    nats: natsSettingsFrom(e),
+    topology: topologyOptionsFrom(e),
+    log: { level: e.LOG_LEVEL, pretty: e.LOG_PRETTY },
+    shutdownGraceMs: e.SHUTDOWN_GRACE,
+    http: { host: e.WORKER_HOST, port: e.WORKER_PORT },
+    concurrency: e.WORKER_CONCURRENCY,
+    prefetch: e.WORKER_PREFETCH || e.WORKER_CONCURRENCY,
+    lowLaneEvery: e.WORKER_LOW_LANE_EVERY,
+    handlerModules: e.WORKER_HANDLERS,
+    types: e.WORKER_TYPES,
+    consumer: {
+      ackWaitMs: e.WORKER_ACK_WAIT,
+      maxDeliver: e.WORKER_MAX_DELIVER,
+      maxAckPending: e.WORKER_MAX_ACK_PENDING,
+    },
+    jobTimeoutMs: e.WORKER_JOB_TIMEOUT,
+    retryDelayMs: e.WORKER_RETRY_DELAY,
+    httpHandler: e.HTTP_TARGET_URL ? { targetUrl: e.HTTP_TARGET_URL, timeoutMs: e.HTTP_TIMEOUT } : undefined,
+  });
+}
+
+export type WorkerConfig = ReturnType<typeof loadWorkerConfig>;
