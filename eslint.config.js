@@ -51,4 +51,13 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // End-to-end tests compose services in one process; services themselves never import each other.
+    files: ['test/**', 'bench/**', 'scripts/**'],
+    rules: { 'no-restricted-imports': 'off' },
+  },
+  {
+    files: ['**/*.mjs', 'scripts/**', 'test/fixtures/**'],
+    languageOptions: { globals: { Buffer: 'readonly', process: 'readonly', setTimeout: 'readonly', console: 'readonly' } },
+  },
 );
