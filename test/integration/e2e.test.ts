@@ -105,7 +105,10 @@ describe('a job from HTTP to its handler', () => {
 
   it('gives the handler the trace id the HTTP caller sent in traceparent', async () => {
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
-    const res = await submit({ type: 'record', payload: { t: 1 } }, { traceparent: `00-${traceId}-00f067aa0ba902b7-01` });
+    const res = await submit(
+      { type: 'record', payload: { t: 1 } },
+      { traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
+    );
     expect(res.status).toBe(202);
     const run = await waitFor(() => seen().find((s) => s.id === res.body.jobId));
     expect(run.traceId).toBe(traceId);
@@ -163,7 +166,34 @@ describe('graceful shutdown of the worker', () => {
     // A new worker does not get the job again.
     worker = await startWorker();
     const sentinel = await submit({ type: 'slow', payload: { after: true } });
-    await waitFor(() => seen().some((s) => s.id === sentinel.body.jobId && s.event === 'finished'), { timeoutMs: 15_000 });
+    await waitFor(() => seen().some((s) => s.id === sentinel.body.jobId && s.event === 'finished'), {
+      timeoutMs: 15_000,
+    });
     expect(seen().filter((s) => s.id === jobId && s.event === 'started')).toHaveLength(1);
+  }, 60_000);
+
+  it('hands a job still running at the end of the grace period back, so another worker runs it at once', async () => {
+    await worker.stop('SIGTERM');
+    worker = await startWorker({ SHUTDOWN_GRACE: '300ms', SLOW_MS: '4000' });
+    const res = await submit({ type: 'slow', payload: { handBack: true } });
+    const jobId = res.body.jobId as string;
+    await waitFor(() => seen().find((s) => s.id === jobId && s.event === 'started'), { what: 'the slow job to start' });
+    const stoppedAt = Date.now();
+    expect(await worker.stop('SIGTERM')).toBe(0);
+    expect(worker.logs.some((l) => l.msg === 'handed back unfinished jobs' && l.handedBack === 1)).toBe(true);
+
+    worker = await startWorker({ SLOW_MS: '10' });
+    const rerun = await waitFor(() => seen().find((s) => s.id === jobId && s.event === 'finished'), {
+      timeoutMs: 20_000,
+      what: 'the handed-back job to run again',
+    });
+    const first = seen().find((s) => s.id === jobId && s.event === 'started')!;
+    expect(rerun.pid).not.toBe(first.pid);
+    // nats-server rolls back the delivery of a message NAKed after its pull ended, so a
+    // hand-back at shutdown does not always use up an attempt.
+    expect([1, 2]).toContain(rerun.attempt);
+    expect(seen().filter((s) => s.id === jobId && s.event === 'finished')).toHaveLength(1);
+    // Redelivered on the hand-back, long before the 30 s ack wait would have expired.
+    expect(rerun.at - stoppedAt).toBeLessThan(15_000);
   }, 60_000);
 });

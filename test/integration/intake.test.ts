@@ -20,7 +20,13 @@ let keyed: FastifyInstance;
 let topology: Topology;
 
 async function build(env: Record<string, string>) {
-  const config = loadIntakeConfig({ NATS_URL: SHARED_NATS_URL, REDRIVE_PREFIX: prefix, INTAKE_MAX_PAYLOAD: '1KiB', INTAKE_MAX_BATCH: '5', ...env });
+  const config = loadIntakeConfig({
+    NATS_URL: SHARED_NATS_URL,
+    REDRIVE_PREFIX: prefix,
+    INTAKE_MAX_PAYLOAD: '1KiB',
+    INTAKE_MAX_BATCH: '5',
+    ...env,
+  });
   return buildIntakeApp({
     config,
     js: jetstream(nc),
@@ -35,8 +41,12 @@ async function storedJobs(): Promise<number> {
   return (await jsm.streams.info(topology.streams.jobs)).state.messages;
 }
 
-const post = (a: FastifyInstance, url: string, payload: string, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
-  a.inject({ method: 'POST', url, payload, headers });
+const post = (
+  a: FastifyInstance,
+  url: string,
+  payload: string,
+  headers: Record<string, string> = { 'content-type': 'application/json' },
+) => a.inject({ method: 'POST', url, payload, headers });
 
 beforeAll(async () => {
   nc = await connectTestClient();
@@ -58,22 +68,116 @@ afterAll(async () => {
 });
 
 describe('bad input gets a 4xx that says what is wrong, and nothing is stored', () => {
-  const cases: { name: string; url?: string; body: string; headers?: Record<string, string>; status: number; code: string; message: RegExp }[] = [
+  const cases: {
+    name: string;
+    url?: string;
+    body: string;
+    headers?: Record<string, string>;
+    status: number;
+    code: string;
+    message: RegExp;
+  }[] = [
     { name: 'malformed JSON', body: '{"type":"known",', status: 400, code: 'INVALID_JSON', message: /not valid JSON/ },
     { name: 'an empty JSON body', body: '', status: 400, code: 'INVALID_JSON', message: /empty/ },
-    { name: 'a text/plain body', body: 'hello', headers: { 'content-type': 'text/plain' }, status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', message: /"text\/plain".*application\/json/ },
-    { name: 'a type with upper case', body: '{"type":"Known","payload":{}}', status: 400, code: 'VALIDATION_ERROR', message: /body\.type must match/ },
-    { name: 'a type with a dot', body: '{"type":"a.b","payload":{}}', status: 400, code: 'VALIDATION_ERROR', message: /body\.type must match/ },
-    { name: 'a missing type', body: '{"payload":{}}', status: 400, code: 'VALIDATION_ERROR', message: /required field "type"/ },
-    { name: 'a missing payload', body: '{"type":"known"}', status: 400, code: 'VALIDATION_ERROR', message: /required field "payload"/ },
-    { name: 'an unknown priority', body: '{"type":"known","payload":{},"priority":"urgent"}', status: 400, code: 'VALIDATION_ERROR', message: /body\.priority must be one of high, normal, low/ },
-    { name: 'an unknown field', body: '{"type":"known","payload":{},"idempotency_key":"x"}', status: 400, code: 'VALIDATION_ERROR', message: /unknown field "idempotency_key"/ },
-    { name: 'maxAttempts as a string', body: '{"type":"known","payload":{},"maxAttempts":"3"}', status: 400, code: 'VALIDATION_ERROR', message: /body\.maxAttempts must be integer/ },
-    { name: 'a payload over the limit', body: JSON.stringify({ type: 'known', payload: 'x'.repeat(1100) }), status: 413, code: 'PAYLOAD_TOO_LARGE', message: /payload is 1102 bytes encoded, over the limit of 1024 bytes/ },
-    { name: 'a body far over the limit', body: JSON.stringify({ type: 'known', payload: 'x'.repeat(200_000) }), status: 413, code: 'BODY_TOO_LARGE', message: /too large/i },
-    { name: 'a type no worker serves', body: '{"type":"unserved","payload":{}}', status: 422, code: 'NO_WORKER', message: /no worker consumes job type "unserved"/ },
-    { name: 'a batch with too many jobs', url: '/v1/jobs:batch', body: JSON.stringify({ jobs: Array.from({ length: 6 }, () => ({ type: 'known', payload: 1 })) }), status: 400, code: 'VALIDATION_ERROR', message: /body\.jobs must NOT have more than 5 items/ },
-    { name: 'a batch with one bad job', url: '/v1/jobs:batch', body: JSON.stringify({ jobs: [{ type: 'known', payload: 1 }, { type: 'known', payload: 'x'.repeat(2000) }] }), status: 413, code: 'PAYLOAD_TOO_LARGE', message: /jobs\[1\]/ },
+    {
+      name: 'a text/plain body',
+      body: 'hello',
+      headers: { 'content-type': 'text/plain' },
+      status: 415,
+      code: 'UNSUPPORTED_MEDIA_TYPE',
+      message: /"text\/plain".*application\/json/,
+    },
+    {
+      name: 'a type with upper case',
+      body: '{"type":"Known","payload":{}}',
+      status: 400,
+      code: 'VALIDATION_ERROR',
+      message: /body\.type must match/,
+    },
+    {
+      name: 'a type with a dot',
+      body: '{"type":"a.b","payload":{}}',
+      status: 400,
+      code: 'VALIDATION_ERROR',
+      message: /body\.type must match/,
+    },
+    {
+      name: 'a missing type',
+      body: '{"payload":{}}',
+      status: 400,
+      code: 'VALIDATION_ERROR',
+      message: /required field "type"/,
+    },
+    {
+      name: 'a missing payload',
+      body: '{"type":"known"}',
+      status: 400,
+      code: 'VALIDATION_ERROR',
+      message: /required field "payload"/,
+    },
+    {
+      name: 'an unknown priority',
+      body: '{"type":"known","payload":{},"priority":"urgent"}',
+      status: 400,
+      code: 'VALIDATION_ERROR',
+      message: /body\.priority must be one of high, normal, low/,
+    },
+    {
+      name: 'an unknown field',
+      body: '{"type":"known","payload":{},"idempotency_key":"x"}',
+      status: 400,
+      code: 'VALIDATION_ERROR',
+      message: /unknown field "idempotency_key"/,
+    },
+    {
+      name: 'maxAttempts as a string',
+      body: '{"type":"known","payload":{},"maxAttempts":"3"}',
+      status: 400,
+      code: 'VALIDATION_ERROR',
+      message: /body\.maxAttempts must be integer/,
+    },
+    {
+      name: 'a payload over the limit',
+      body: JSON.stringify({ type: 'known', payload: 'x'.repeat(1100) }),
+      status: 413,
+      code: 'PAYLOAD_TOO_LARGE',
+      message: /payload is 1102 bytes encoded, over the limit of 1024 bytes/,
+    },
+    {
+      name: 'a body far over the limit',
+      body: JSON.stringify({ type: 'known', payload: 'x'.repeat(200_000) }),
+      status: 413,
+      code: 'BODY_TOO_LARGE',
+      message: /too large/i,
+    },
+    {
+      name: 'a type no worker serves',
+      body: '{"type":"unserved","payload":{}}',
+      status: 422,
+      code: 'NO_WORKER',
+      message: /no worker consumes job type "unserved"/,
+    },
+    {
+      name: 'a batch with too many jobs',
+      url: '/v1/jobs:batch',
+      body: JSON.stringify({ jobs: Array.from({ length: 6 }, () => ({ type: 'known', payload: 1 })) }),
+      status: 400,
+      code: 'VALIDATION_ERROR',
+      message: /body\.jobs must NOT have more than 5 items/,
+    },
+    {
+      name: 'a batch with one bad job',
+      url: '/v1/jobs:batch',
+      body: JSON.stringify({
+        jobs: [
+          { type: 'known', payload: 1 },
+          { type: 'known', payload: 'x'.repeat(2000) },
+        ],
+      }),
+      status: 413,
+      code: 'PAYLOAD_TOO_LARGE',
+      message: /jobs\[1\]/,
+    },
   ];
 
   it.each(cases)('$name → $status $code', async (c) => {
@@ -95,15 +199,24 @@ describe('producer API keys', () => {
     const none = await post(keyed, '/v1/jobs', '{"type":"known","payload":{}}');
     expect(none.statusCode).toBe(401);
     expect(none.headers['www-authenticate']).toBe('Bearer');
-    const wrong = await post(keyed, '/v1/jobs', '{"type":"known","payload":{}}', { 'content-type': 'application/json', authorization: 'Bearer nope' });
+    const wrong = await post(keyed, '/v1/jobs', '{"type":"known","payload":{}}', {
+      'content-type': 'application/json',
+      authorization: 'Bearer nope',
+    });
     expect(wrong.statusCode).toBe(401);
     expect(await storedJobs()).toBe(before);
   });
 
   it('accepts a configured key as a bearer token or X-Api-Key', async () => {
-    const bearer = await post(keyed, '/v1/jobs', '{"type":"known","payload":{}}', { 'content-type': 'application/json', authorization: 'Bearer k-two' });
+    const bearer = await post(keyed, '/v1/jobs', '{"type":"known","payload":{}}', {
+      'content-type': 'application/json',
+      authorization: 'Bearer k-two',
+    });
     expect(bearer.statusCode).toBe(202);
-    const header = await post(keyed, '/v1/jobs', '{"type":"known","payload":{}}', { 'content-type': 'application/json', 'x-api-key': 'k-one' });
+    const header = await post(keyed, '/v1/jobs', '{"type":"known","payload":{}}', {
+      'content-type': 'application/json',
+      'x-api-key': 'k-one',
+    });
     expect(header.statusCode).toBe(202);
   });
 });
@@ -142,16 +255,27 @@ describe('accepting jobs', () => {
 
   it('answers 503 with Retry-After when the stream is full, instead of dropping older jobs', async () => {
     const small = uniquePrefix('full');
-    const topo = new Topology({ prefix: small, jobs: { maxAgeMs: 0, maxBytes: -1, maxMsgs: 2, duplicateWindowMs: 60_000 } });
+    const topo = new Topology({
+      prefix: small,
+      jobs: { maxAgeMs: 0, maxBytes: -1, maxMsgs: 2, duplicateWindowMs: 60_000 },
+    });
     await ensureStreams(jsm, topo.streamConfigs());
     for (const c of topo.workerConsumerConfigs(['known'], { ackWaitMs: 30_000, maxDeliver: 5, maxAckPending: 100 })) {
       await ensureConsumer(jsm, topo.streams.jobs, c);
     }
     const config = loadIntakeConfig({ NATS_URL: SHARED_NATS_URL, REDRIVE_PREFIX: small, JOBS_MAX_MSGS: '2' });
-    const full = await buildIntakeApp({ config, js: jetstream(nc), jsm, topology: topo, registry: createMetricsRegistry('t', { defaults: false }), logger: pino({ level: 'silent' }) });
+    const full = await buildIntakeApp({
+      config,
+      js: jetstream(nc),
+      jsm,
+      topology: topo,
+      registry: createMetricsRegistry('t', { defaults: false }),
+      logger: pino({ level: 'silent' }),
+    });
     try {
       const statuses: number[] = [];
-      for (let i = 0; i < 3; i++) statuses.push((await post(full, '/v1/jobs', JSON.stringify({ type: 'known', payload: { i } }))).statusCode);
+      for (let i = 0; i < 3; i++)
+        statuses.push((await post(full, '/v1/jobs', JSON.stringify({ type: 'known', payload: { i } }))).statusCode);
       expect(statuses).toEqual([202, 202, 503]);
       const refused = await post(full, '/v1/jobs', JSON.stringify({ type: 'known', payload: { i: 9 } }));
       expect(refused.headers['retry-after']).toBe('1');

@@ -47,12 +47,19 @@ describe('stream and consumer provisioning', () => {
     const [jobsOld] = old.streamConfigs();
     await ensureStream(jsm, jobsOld!);
     // A consumer so that the interest-retention stream keeps what is published.
-    await ensureConsumer(jsm, old.streams.jobs, old.workerConsumerConfigs(['mail'], { ackWaitMs: 30_000, maxDeliver: 5, maxAckPending: 10 })[0]!);
+    await ensureConsumer(
+      jsm,
+      old.streams.jobs,
+      old.workerConsumerConfigs(['mail'], { ackWaitMs: 30_000, maxDeliver: 5, maxAckPending: 10 })[0]!,
+    );
     const js = jetstream(nc);
     await js.publish(old.jobSubject('high', 'mail'), '{"keep":true}');
     const before = await jsm.streams.info(old.streams.jobs);
 
-    const newer = new Topology({ ...old.options, jobs: { maxAgeMs: 0, maxBytes: 512 * 1024 * 1024, maxMsgs: 100_000, duplicateWindowMs: 600_000 } });
+    const newer = new Topology({
+      ...old.options,
+      jobs: { maxAgeMs: 0, maxBytes: 512 * 1024 * 1024, maxMsgs: 100_000, duplicateWindowMs: 600_000 },
+    });
     const result = await ensureStream(jsm, newer.streamConfigs()[0]!);
     expect(result.action).toBe('updated');
     expect(result.changes.join('\n')).toMatch(/max_bytes/);
@@ -97,7 +104,7 @@ describe('stream and consumer provisioning', () => {
     await ensureStreams(jsm, a.streamConfigs());
     await ensureStreams(jsm, b.streamConfigs());
     expect(a.jobSubject('normal', 'x')).not.toBe(b.jobSubject('normal', 'x'));
-    expect((await jsm.streams.find(a.jobSubject('normal', 'x')))).toBe(a.streams.jobs);
-    expect((await jsm.streams.find(b.jobSubject('normal', 'x')))).toBe(b.streams.jobs);
+    expect(await jsm.streams.find(a.jobSubject('normal', 'x'))).toBe(a.streams.jobs);
+    expect(await jsm.streams.find(b.jobSubject('normal', 'x'))).toBe(b.streams.jobs);
   });
 });

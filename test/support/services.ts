@@ -13,6 +13,10 @@ export interface ServiceProcess {
   readonly logs: LogLine[];
   /** Resolves with the first log line (past or future) that matches. */
   waitForLog(match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** What the process wrote to stderr so far. */
+  stderr(): string;
+  /** Resolves with the exit code once the process has exited by itself. */
+  exited: Promise<number | null>;
   /** Sends a signal and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -44,11 +48,15 @@ export function startService(name: string, env: Record<string, string>): Service
   return {
     proc,
     logs,
+    stderr: () => stderr,
+    exited,
     waitForLog: (match, timeoutMs = 15_000) =>
       waitFor(
         () => {
           if (proc.exitCode !== null && !logs.some(match)) {
-            throw new Error(`${name} exited with ${proc.exitCode}: ${stderr.slice(-2000)} ${JSON.stringify(logs.slice(-5))}`);
+            throw new Error(
+              `${name} exited with ${proc.exitCode}: ${stderr.slice(-2000)} ${JSON.stringify(logs.slice(-5))}`,
+            );
           }
           return logs.find(match);
         },

@@ -99,16 +99,22 @@ export function bool(def: boolean) {
   });
 }
 
+/** The longest delay a Node.js timer can wait; longer ones fire at once. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
 /** A duration in milliseconds, written as 250ms, 30s, 5m, 2h, 7d or bare milliseconds. */
-export function duration(def: number | string, opts: { min?: number } = {}) {
+export function duration(def: number | string, opts: { min?: number; max?: number } = {}) {
   const fallback = typeof def === 'number' ? def : (parseDuration(def) ?? 0);
   return optionalString().transform((v, ctx) => {
     if (v === undefined) return fallback;
     const ms = parseDuration(v);
-    if (ms === undefined || ms < (opts.min ?? 0)) {
+    if (ms === undefined || ms < (opts.min ?? 0) || ms > (opts.max ?? Number.MAX_SAFE_INTEGER)) {
+      const bounds = [opts.min ? `at least ${opts.min} ms` : '', opts.max ? `at most ${opts.max} ms` : ''].filter(
+        Boolean,
+      );
       ctx.addIssue({
         code: 'custom',
-        message: `expected a duration such as 500ms, 30s, 5m, 2h or 7d${opts.min ? ` (at least ${opts.min} ms)` : ''}, got "${v}"`,
+        message: `expected a duration such as 500ms, 30s, 5m, 2h or 7d${bounds.length ? ` (${bounds.join(', ')})` : ''}, got "${v}"`,
       });
       return z.NEVER;
     }
@@ -155,9 +161,10 @@ export function list(def: readonly string[] = [], pattern?: { re: RegExp; descri
   });
 }
 
-/** A comma-separated list of URLs with one of the given schemes. */
-export function urlList(def: readonly string[], schemes: readonly string[]) {
-  return list(def).transform((items, ctx) => {
+/** A comma-separated list of URLs with one of the given schemes; a bare host:port gets `defaultScheme`. */
+export function urlList(def: readonly string[], schemes: readonly string[], defaultScheme?: string) {
+  return list(def).transform((raw, ctx) => {
+    const items = raw.map((item) => (defaultScheme && !item.includes('://') ? `${defaultScheme}://${item}` : item));
     for (const item of items) {
       let ok = false;
       try {

@@ -4,6 +4,7 @@ export {
   bool,
   bytes,
   duration,
+  MAX_TIMER_MS,
   int,
   list,
   oneOf,

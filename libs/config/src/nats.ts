@@ -3,7 +3,7 @@ import { bool, optStr, urlList } from './fields.js';
 
 /** Environment variables for the NATS connection, shared by every service. */
 export const natsEnv = {
-  NATS_URL: urlList(['nats://127.0.0.1:4222'], ['nats', 'tls', 'ws', 'wss']),
+  NATS_URL: urlList(['nats://127.0.0.1:4222'], ['nats', 'tls', 'ws', 'wss'], 'nats'),
   NATS_USER: optStr(),
   NATS_PASSWORD: optStr(),
   NATS_TOKEN: optStr(),

@@ -4,5 +4,5 @@ import { bool, duration, oneOf } from './fields.js';
 export const runtimeEnv = {
   LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
   LOG_PRETTY: bool(false),
-  SHUTDOWN_GRACE: duration('25s'),
+  SHUTDOWN_GRACE: duration('25s', { max: 3_600_000 }),
 };

@@ -6,9 +6,14 @@ import { z } from 'zod';
 export const topologyEnv = {
   // Tenants and test runs share one server by giving each its own prefix on names and subjects.
   REDRIVE_PREFIX: str('').pipe(
-    z.string().regex(/^([A-Za-z0-9][A-Za-z0-9_-]{0,31})?$/, {
-      message: 'expected letters, digits, "_" or "-" (at most 32), starting with a letter or digit',
-    }),
+    z
+      .string()
+      .regex(/^([A-Za-z0-9][A-Za-z0-9_-]{0,31})?$/, {
+        message: 'expected letters, digits, "_" or "-" (at most 32), starting with a letter or digit',
+      })
+      .refine((p) => !['jobs', 'dlq', 'events', 'schedule'].includes(p), {
+        message: 'jobs, dlq, events and schedule are subject roots and cannot be a prefix',
+      }),
   ),
   STREAM_REPLICAS: int(1, { min: 1, max: 5 }),
   STREAM_STORAGE: oneOf(['file', 'memory'] as const, 'file'),

@@ -18,7 +18,8 @@ import {
 
 // Every case goes through parseEnv, the one path a service uses, with the value under test in V.
 function parseOne<T extends z.ZodType>(field: T, raw: string | undefined): unknown {
-  return parseEnv(z.object({ V: field }), raw === undefined ? {} : { V: raw }).V;
+  const parsed = parseEnv(z.object({ V: field }), raw === undefined ? {} : { V: raw });
+  return (parsed as unknown as { V: unknown }).V;
 }
 
 function problemOf<T extends z.ZodType>(field: T, raw: string): string {
@@ -165,7 +166,7 @@ describe('bool', () => {
 
 describe('int', () => {
   it.each([
-    ['42', 42],
+    ['4', 4],
     ['0', 0],
     ['-1', -1],
     [' 7 ', 7],
@@ -182,6 +183,11 @@ describe('int', () => {
       expect(problem).toContain(`"${raw}"`);
     },
   );
+
+  it('reads any safe integer when no range is given', () => {
+    expect(parseOne(int(0), '-9007199254740991')).toBe(-9_007_199_254_740_991);
+    expect(parseOne(int(0), '9007199254740991')).toBe(9_007_199_254_740_991);
+  });
 
   it('falls back to the default when unset or blank', () => {
     expect(parseOne(int(5), undefined)).toBe(5);
@@ -216,6 +222,17 @@ describe('urlList', () => {
 
   it('falls back to the default when unset', () => {
     expect(parseOne(field(), undefined)).toEqual(['nats://127.0.0.1:4222']);
+  });
+
+  it.each([
+    ['a:4222', ['nats://a:4222']],
+    ['127.0.0.1:4222, tls://b:4222', ['nats://127.0.0.1:4222', 'tls://b:4222']],
+  ])('gives a bare host in %j the default scheme', (raw, urls) => {
+    expect(parseOne(urlList([], ['nats', 'tls'], 'nats'), raw)).toEqual(urls);
+  });
+
+  it('refuses a bare host when there is no default scheme', () => {
+    expect(problemOf(field(), 'a:4222')).toContain('"a:4222"');
   });
 
   it.each([

@@ -9,10 +9,9 @@ function digest(s: string): Buffer {
 /** The credential a request presents: `Authorization: Bearer …` or `X-Api-Key`. */
 export function presentedKey(req: FastifyRequest): string | undefined {
   const auth = req.headers.authorization;
-  if (auth) {
-    const m = /^Bearer\s+(.+)$/i.exec(auth.trim());
-    return m?.[1]?.trim();
-  }
+  // Another scheme in Authorization (a proxy's Basic credentials, say) falls through to X-Api-Key.
+  const m = auth ? /^Bearer\s+(.+)$/i.exec(auth.trim()) : null;
+  if (m) return m[1]?.trim();
   const key = req.headers['x-api-key'];
   return typeof key === 'string' ? key.trim() : undefined;
 }

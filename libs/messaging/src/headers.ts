@@ -58,8 +58,22 @@ export class HeaderError extends Error {
 function nonNegativeInt(h: MsgHdrs | undefined, name: string): number | undefined {
   const v = h?.get(name);
   if (!v) return undefined;
-  if (!/^\d+$/.test(v)) throw new HeaderError(name, v, 'a non-negative integer');
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw new HeaderError(name, v, 'a non-negative integer');
   return Number(v);
+}
+
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+
+/** Parses an RFC 3339 timestamp with an explicit offset; undefined for anything else. */
+export function parseRfc3339(text: string): Date | undefined {
+  const m = RFC3339.exec(text.trim());
+  if (!m) return undefined;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  // Date would roll 30 February over into March; a date that does not exist is refused.
+  const day = new Date(Date.UTC(y, mo - 1, d));
+  if (day.getUTCFullYear() !== y || day.getUTCMonth() !== mo - 1 || day.getUTCDate() !== d) return undefined;
+  const date = new Date(text.trim());
+  return Number.isNaN(date.getTime()) ? undefined : date;
 }
 
 /**
@@ -71,8 +85,8 @@ export function readJobHeaders(h: MsgHdrs | undefined, fallbackId: string): JobH
   const notBeforeText = h?.get(H.notBefore);
   let notBefore: Date | undefined;
   if (notBeforeText) {
-    notBefore = new Date(notBeforeText);
-    if (Number.isNaN(notBefore.getTime())) throw new HeaderError(H.notBefore, notBeforeText, 'an RFC 3339 time');
+    notBefore = parseRfc3339(notBeforeText);
+    if (!notBefore) throw new HeaderError(H.notBefore, notBeforeText, 'an RFC 3339 time with an offset');
   }
   const maxAttempts = nonNegativeInt(h, H.maxAttempts);
   return {
@@ -105,7 +119,14 @@ export function writeDeadLetterHeaders(dl: DeadLetterHeaders, h: MsgHdrs = natsH
   h.set(H.originalSeq, String(dl.originalSeq));
   h.set(H.reason, dl.reason);
   if (dl.errorClass) h.set(H.errorClass, dl.errorClass);
-  if (dl.error) h.set(H.error, dl.error.replace(/[\r\n]+/g, ' ').slice(0, 1_000));
+  // Cut by code points, not UTF-16 units, so an emoji is never split in half.
+  if (dl.error)
+    h.set(
+      H.error,
+      Array.from(dl.error.replace(/[\r\n]+/g, ' '))
+        .slice(0, 1_000)
+        .join(''),
+    );
   h.set(H.attempts, String(dl.attempts));
   return h;
 }

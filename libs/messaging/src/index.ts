@@ -5,6 +5,7 @@ export {
   H,
   HeaderError,
   headersToObject,
+  parseRfc3339,
   readDeadLetterHeaders,
   readJobHeaders,
   writeDeadLetterHeaders,

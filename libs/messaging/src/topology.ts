@@ -42,6 +42,9 @@ export interface WorkerConsumerOptions {
   maxAckPending: number;
 }
 
+/** Subject roots of an unprefixed installation; a prefix equal to one would overlap it. */
+export const RESERVED_PREFIXES: readonly string[] = ['jobs', 'dlq', 'events', 'schedule', '$JS'];
+
 export type StreamRole = 'jobs' | 'dlq' | 'advisories' | 'events' | 'schedule';
 
 /** Names, subjects and stream configurations of one Redrive installation (one prefix). */
@@ -55,6 +58,10 @@ export class Topology {
     const { prefix } = this.options;
     if (prefix !== '' && !/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/.test(prefix)) {
       throw new Error(`invalid topology prefix "${prefix}": letters, digits, "_" or "-", at most 32`);
+    }
+    // "jobs" as a prefix would put its subjects (jobs.jobs.>) inside an unprefixed jobs.>.
+    if (RESERVED_PREFIXES.includes(prefix)) {
+      throw new Error(`invalid topology prefix "${prefix}": ${RESERVED_PREFIXES.join(', ')} are subject roots`);
     }
     const name = (base: string) => (prefix ? `${prefix}_${base}` : base);
     this.subjectPrefix = prefix ? `${prefix}.` : '';

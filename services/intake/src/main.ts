@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { createLogger, runService, ShutdownStack } from '@redrive/lifecycle';
+import { createLogger, loadConfigOrExit, runService, ShutdownStack } from '@redrive/lifecycle';
 import { connectNats, ensureStreams, Topology } from '@redrive/messaging';
 import { createMetricsRegistry, startTelemetry } from '@redrive/telemetry';
 import { buildIntakeApp } from './app.js';
 import { loadIntakeConfig } from './config.js';
 
-const config = loadIntakeConfig();
+const config = loadConfigOrExit('intake', () => loadIntakeConfig());
 const logger = createLogger({ service: 'intake', level: config.log.level, pretty: config.log.pretty });
 
 await runService({

@@ -3,6 +3,7 @@ import {
   freezeConfig,
   int,
   list,
+  MAX_TIMER_MS,
   natsEnv,
   natsSettingsFrom,
   optUrl,
@@ -33,16 +34,16 @@ export const workerEnv = z.object({
   WORKER_HANDLERS: list([]),
   /** Serve only these job types (default: every type with a handler). */
   WORKER_TYPES: list([], { re: JOB_TYPE_PATTERN, describe: 'job types ([a-z0-9][a-z0-9_-]*)' }),
-  WORKER_ACK_WAIT: duration('30s', { min: 1_000 }),
+  WORKER_ACK_WAIT: duration('30s', { min: 1_000, max: 3_600_000 }),
   WORKER_MAX_DELIVER: int(10, { min: 1, max: 1_000 }),
   WORKER_MAX_ACK_PENDING: int(1_000, { min: 1 }),
   /** Deadline of one run when the handler does not set its own. */
-  WORKER_JOB_TIMEOUT: duration('5m', { min: 10 }),
+  WORKER_JOB_TIMEOUT: duration('5m', { min: 10, max: MAX_TIMER_MS }),
   /** Delay before a failed job is redelivered (until the retry engine decides per error class). */
-  WORKER_RETRY_DELAY: duration('1s'),
+  WORKER_RETRY_DELAY: duration('1s', { max: MAX_TIMER_MS }),
   /** Target of the built-in `http` handler; the handler is off without it. */
   HTTP_TARGET_URL: optUrl(),
-  HTTP_TIMEOUT: duration('10s', { min: 10 }),
+  HTTP_TIMEOUT: duration('10s', { min: 10, max: MAX_TIMER_MS }),
 });
 
 export function loadWorkerConfig(env: Env = process.env) {

@@ -126,7 +126,7 @@ export function createDispatcher(deps: DispatcherDeps) {
       const ctx = trace.setSpan(parent, span);
       const traceId = traceIdOf(ctx) ?? '';
       const log = logger.child({ jobId, traceId, type, attempt: job.attempt });
-      log.debug('job started');
+      log.debug({ seq: m.seq, deliveries: m.info.deliveryCount, redelivered: m.redelivered }, 'job started');
 
       const timeoutMs = handler.timeoutMs ?? deps.jobTimeoutMs;
       let timer: NodeJS.Timeout | undefined;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { createHttpApp, registerProbes } from '@redrive/http';
-import { createLogger, runService, ShutdownStack } from '@redrive/lifecycle';
+import { createLogger, loadConfigOrExit, runService, ShutdownStack } from '@redrive/lifecycle';
 import { connectNats, ensureConsumer, ensureStreams, streamProblems, Topology } from '@redrive/messaging';
 import { createMetricsRegistry, startTelemetry } from '@redrive/telemetry';
 import { loadWorkerConfig } from './config.js';
@@ -10,7 +10,7 @@ import { createHttpHandler } from './handlers/http.js';
 import { createWorkerMetrics } from './metrics.js';
 import { loadHandlers, selectTypes } from './registry.js';
 
-const config = loadWorkerConfig();
+const config = loadConfigOrExit('sync-worker', () => loadWorkerConfig());
 const logger = createLogger({ service: 'sync-worker', level: config.log.level, pretty: config.log.pretty });
 
 await runService({
