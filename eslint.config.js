@@ -58,6 +58,8 @@ export default tseslint.config(
   },
   {
     files: ['**/*.mjs', 'scripts/**', 'test/fixtures/**'],
-    languageOptions: { globals: { Buffer: 'readonly', process: 'readonly', setTimeout: 'readonly', console: 'readonly' } },
+    languageOptions: {
+      globals: { Buffer: 'readonly', process: 'readonly', setTimeout: 'readonly', console: 'readonly' },
+    },
   },
 );

@@ -1,0 +1,313 @@
+// `pnpm stack`: the whole system on one machine, in one terminal.
+//
+// Makes sure NATS, Postgres and Redis run (starting what is missing, see infra.ts), starts
+// every service that has a services/<name>/src/main.ts from its TypeScript sources, and
+// prints their JSON logs as one readable, prefixed stream. Ctrl-C (or SIGTERM) stops the
+// services (SIGTERM, up to 30 s to drain, then SIGKILL) and then the infrastructure this
+// run started; what was already running is left alone.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { ensureInfra, InfraError, REPO_ROOT, type Infra } from './infra.js';
+
+/**
+ * Per-service settings for the local stack. A service not listed here still starts, with
+ * its own defaults; give it an entry (and a port of its own) when it serves HTTP.
+ */
+const SERVICES: Record<string, { env: Record<string, string>; portVar?: string; describe: string }> = {
+  intake: {
+    env: { INTAKE_PORT: '8080' },
+    portVar: 'INTAKE_PORT',
+    describe: 'HTTP API for producers: POST /v1/jobs, /metrics, /healthz, /readyz',
+  },
+  'sync-worker': {
+    env: { WORKER_PORT: '9090', WORKER_HANDLERS: './examples/handlers/hello.mjs' },
+    portVar: 'WORKER_PORT',
+    describe: 'runs jobs; /metrics, /healthz, /readyz',
+  },
+};
+
+const STOP_TIMEOUT_MS = 30_000;
+const READY_TIMEOUT_MS = 60_000;
+
+// ---------------------------------------------------------------------------------------
+// Log formatting: `<service> HH:MM:ss LEVEL msg key=value ...`
+
+const useColor = process.env.NO_COLOR === undefined && (Boolean(process.env.FORCE_COLOR) || process.stdout.isTTY);
+const paint = (code: string, s: string) => (useColor ? `\x1b[${code}m${s}\x1b[0m` : s);
+const SERVICE_COLORS = ['36', '35', '33', '34', '32', '96', '95', '93'];
+const LEVEL_STYLE: Record<string, string> = {
+  trace: '90',
+  debug: '34',
+  info: '32',
+  warn: '33',
+  error: '31',
+  fatal: '41;97',
+};
+const PINO_LEVELS: Record<number, string> = {
+  10: 'trace',
+  20: 'debug',
+  30: 'info',
+  40: 'warn',
+  50: 'error',
+  60: 'fatal',
+};
+const OMIT = new Set(['level', 'time', 'msg', 'pid', 'hostname', 'service', 'v']);
+
+let prefixWidth = 'stack'.length;
+const prefixes = new Map<string, string>();
+
+function prefixFor(name: string): string {
+  let p = prefixes.get(name);
+  if (!p) {
+    const color = name === 'stack' ? '1' : SERVICE_COLORS[prefixes.size % SERVICE_COLORS.length]!;
+    p = paint(color, name.padEnd(prefixWidth));
+    prefixes.set(name, p);
+  }
+  return p;
+}
+
+function clock(time: unknown): string {
+  const d = typeof time === 'number' || typeof time === 'string' ? new Date(time) : new Date();
+  const t = Number.isNaN(d.getTime()) ? new Date() : d;
+  return [t.getHours(), t.getMinutes(), t.getSeconds()].map((n) => String(n).padStart(2, '0')).join(':');
+}
+
+function formatValue(v: unknown): string {
+  if (typeof v === 'string') return /^[^\s"=]+$/.test(v) ? v : JSON.stringify(v);
+  if (v === null || typeof v !== 'object') return String(v);
+  return JSON.stringify(v);
+}
+
+/** One pino JSON line as readable text (more lines when it carries an error stack). */
+function formatLogLine(name: string, raw: string): string {
+  const prefix = prefixFor(name);
+  let rec: Record<string, unknown>;
+  try {
+    const parsed: unknown = JSON.parse(raw);
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not a log record');
+    rec = parsed as Record<string, unknown>;
+  } catch {
+    return `${prefix} ${raw}`;
+  }
+  const levelName =
+    typeof rec.level === 'number' ? (PINO_LEVELS[rec.level] ?? String(rec.level)) : String(rec.level ?? 'info');
+  const level = paint(LEVEL_STYLE[levelName] ?? '0', levelName.toUpperCase().padEnd(5));
+  const fields: string[] = [];
+  const stacks: string[] = [];
+  for (const [key, value] of Object.entries(rec)) {
+    if (OMIT.has(key) || value === undefined) continue;
+    if ((key === 'err' || key === 'error') && value && typeof value === 'object') {
+      const err = value as { type?: string; message?: string; stack?: string };
+      fields.push(`${paint('2', `${key}=`)}${formatValue(`${err.type ?? 'Error'}: ${err.message ?? ''}`)}`);
+      if (err.stack) stacks.push(...err.stack.split('\n').slice(1));
+      continue;
+    }
+    fields.push(`${paint('2', `${key}=`)}${formatValue(value)}`);
+  }
+  const msg = typeof rec.msg === 'string' ? rec.msg : '';
+  const head = `${prefix} ${paint('2', clock(rec.time))} ${level} ${msg}${fields.length ? ` ${fields.join(' ')}` : ''}`;
+  return [head, ...stacks.map((l) => `${prefix}     ${paint('2', l.trim())}`)].join('\n');
+}
+
+function say(msg: string, fields: Record<string, unknown> = {}, level = 'info'): void {
+  console.log(formatLogLine('stack', JSON.stringify({ level, time: Date.now(), msg, ...fields })));
+}
+
+// ---------------------------------------------------------------------------------------
+
+interface Running {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly exited: Promise<void>;
+  readonly port: number | undefined;
+}
+
+function discoverServices(): string[] {
+  const dir = join(REPO_ROOT, 'services');
+  const found = readdirSync(dir, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(join(dir, d.name, 'src', 'main.ts')))
+    .map((d) => d.name);
+  // The services in the table first, in its order; then any others, alphabetically.
+  const known = Object.keys(SERVICES);
+  return [...known.filter((n) => found.includes(n)), ...found.filter((n) => !known.includes(n)).sort()];
+}
+
+function startService(name: string): Running {
+  const settings = SERVICES[name];
+  // The stack's defaults, overridden by what the caller exported; the stack formats logs itself.
+  const env: NodeJS.ProcessEnv = { ...settings?.env, ...process.env, LOG_PRETTY: 'false' };
+  const portText = settings?.portVar ? env[settings.portVar] : undefined;
+  const child = spawn(
+    process.execPath,
+    ['--conditions=source', '--import', 'tsx', join('services', name, 'src', 'main.ts')],
+    // Its own process group: a Ctrl-C in the terminal reaches only the stack, which then
+    // stops each service once, in order (a second signal would make a service exit at once).
+    { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+  );
+  for (const stream of [child.stdout!, child.stderr!]) {
+    createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) =>
+      console.log(formatLogLine(name, line)),
+    );
+  }
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.once('error', (err) => {
+      say(`${name} could not be started`, { err: { type: err.name, message: err.message } }, 'error');
+      resolve();
+    });
+  });
+  return { name, child, exited, port: portText ? Number(portText) : undefined };
+}
+
+/** Whether something already accepts connections on 127.0.0.1:port. */
+function portInUse(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = new Socket();
+    const done = (used: boolean) => {
+      socket.destroy();
+      resolve(used);
+    };
+    socket.setTimeout(1_000, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.connect(port, '127.0.0.1');
+  });
+}
+
+async function waitReady(services: Running[]): Promise<string[]> {
+  const until = Date.now() + READY_TIMEOUT_MS;
+  const pending = new Set(services.filter((s) => s.port !== undefined));
+  while (pending.size > 0 && Date.now() < until && !shuttingDown) {
+    for (const s of [...pending]) {
+      const ok = await fetch(`http://127.0.0.1:${s.port}/readyz`, { signal: AbortSignal.timeout(2_000) })
+        .then((r) => r.ok)
+        .catch(() => false);
+      if (ok) pending.delete(s);
+    }
+    if (pending.size > 0) await new Promise((r) => setTimeout(r, 300));
+  }
+  return [...pending].map((s) => s.name);
+}
+
+let infraReady: Promise<Infra | undefined> = Promise.resolve(undefined);
+const services: Running[] = [];
+let shuttingDown = false;
+let firstSignalAt = 0;
+
+async function shutdown(reason: string, code: number): Promise<void> {
+  shuttingDown = true;
+  const alive = services.filter((s) => s.child.exitCode === null && s.child.signalCode === null);
+  if (alive.length > 0) {
+    say(`stopping ${alive.map((s) => s.name).join(', ')}`, { reason, timeoutMs: STOP_TIMEOUT_MS });
+    for (const s of alive) s.child.kill('SIGTERM');
+    const killer = setTimeout(() => {
+      for (const s of alive) {
+        if (s.child.exitCode === null && s.child.signalCode === null) {
+          say(`${s.name} did not stop within ${STOP_TIMEOUT_MS / 1000} s: SIGKILL`, {}, 'warn');
+          s.child.kill('SIGKILL');
+        }
+      }
+    }, STOP_TIMEOUT_MS);
+    await Promise.all(alive.map((s) => s.exited));
+    clearTimeout(killer);
+  }
+  // A signal while the infrastructure is still starting waits for it, so it is stopped too.
+  const infra = await infraReady;
+  if (infra && infra.started.length > 0) {
+    say(`stopping the infrastructure this run started: ${infra.started.map((h) => h.name).join(', ')}`);
+    await infra.stop();
+  }
+  say('stack stopped', { code });
+  process.exit(code);
+}
+
+function onSignal(signal: NodeJS.Signals): void {
+  if (!shuttingDown) {
+    firstSignalAt = Date.now();
+    void shutdown(signal, 0);
+    return;
+  }
+  // One Ctrl-C can arrive twice (from the terminal and relayed by pnpm/tsx): only a later
+  // one means "now".
+  if (Date.now() - firstSignalAt < 2_000) return;
+  say(`${signal} again: killing the services now`, {}, 'warn');
+  for (const s of services) s.child.kill('SIGKILL');
+}
+
+async function main(): Promise<void> {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
+  process.on('exit', () => {
+    for (const s of services) if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGKILL');
+  });
+
+  const names = discoverServices();
+  prefixWidth = Math.max(prefixWidth, ...names.map((n) => n.length));
+  if (names.length === 0) {
+    say('no services found (services/*/src/main.ts)', {}, 'error');
+    process.exit(1);
+  }
+
+  infraReady = ensureInfra({ log: (line) => say(line.replace(/\s+/g, ' ').trim()) }).catch((err: unknown) => {
+    say('infrastructure is not available', {}, 'fatal');
+    console.error(err instanceof InfraError ? err.message : err);
+    process.exit(1);
+  });
+  await infraReady;
+  if (shuttingDown) return;
+
+  const busy: string[] = [];
+  for (const name of names) {
+    const portVar = SERVICES[name]?.portVar;
+    const port = portVar ? (process.env[portVar] ?? SERVICES[name]!.env[portVar]) : undefined;
+    if (port && (await portInUse(Number(port))))
+      busy.push(`${name}: port ${port} is in use (set ${portVar} to another)`);
+  }
+  if (busy.length > 0) {
+    for (const b of busy) say(b, {}, 'error');
+    await shutdown('ports in use', 1);
+    return;
+  }
+
+  for (const name of names) {
+    if (!SERVICES[name]) {
+      say(`${name} has no entry in scripts/stack.ts SERVICES: it runs with its own defaults`, {}, 'warn');
+    }
+    const s = startService(name);
+    services.push(s);
+    void s.exited.then(() => {
+      const fields = { code: s.child.exitCode, signal: s.child.signalCode ?? undefined };
+      if (shuttingDown) {
+        say(`${name} exited`, fields);
+        return;
+      }
+      say(`${name} exited unexpectedly`, fields, 'error');
+      void shutdown(`${name} exited`, 1);
+    });
+  }
+  say(`started ${names.join(', ')}; waiting until they are ready`);
+
+  const notReady = await waitReady(services);
+  if (shuttingDown) return;
+  if (notReady.length > 0) say(`not ready after ${READY_TIMEOUT_MS / 1000} s: ${notReady.join(', ')}`, {}, 'warn');
+  const lines = ['', 'Redrive is running:'];
+  for (const s of services) {
+    const where = s.port !== undefined ? `http://localhost:${s.port}` : '(no HTTP port)';
+    lines.push(`  ${s.name.padEnd(prefixWidth)}  ${where.padEnd(24)} ${SERVICES[s.name]?.describe ?? ''}`);
+  }
+  const intake = services.find((s) => s.name === 'intake');
+  if (intake?.port !== undefined) {
+    lines.push(
+      '',
+      'Try it:',
+      `  curl -XPOST localhost:${intake.port}/v1/jobs -H 'content-type: application/json' -d '{"type":"hello","payload":{"name":"Ada"}}'`,
+    );
+  }
+  lines.push('', 'Ctrl-C stops everything.', '');
+  console.log(lines.join('\n'));
+}
+
+await main();
