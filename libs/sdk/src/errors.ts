@@ -41,3 +41,22 @@ export class ValidationError extends NonRetryableError {
     super(message, options);
   }
 }
+
+/** A downstream answered with a non-2xx HTTP status; the retry policy classifies by `status`. */
+export class HttpStatusError extends Error {
+  override readonly name: string = 'HttpStatusError';
+  constructor(
+    readonly status: number,
+    readonly url: string,
+    /** The Retry-After header as sent (seconds or an HTTP date), if any. */
+    readonly retryAfter?: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${url} answered HTTP ${status}`, options);
+  }
+}
+
+/** A signature or authentication check failed: retrying with the same input cannot help. */
+export class SignatureError extends NonRetryableError {
+  override readonly name: string = 'SignatureError';
+}

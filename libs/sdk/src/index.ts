@@ -1,2 +1,9 @@
 export { defineHandler, type HandlerDefinition, type HandlerFn, type Job, type JobContext } from './handler.js';
-export { NonRetryableError, RateLimitError, RetryableError, ValidationError } from './errors.js';
+export {
+  HttpStatusError,
+  NonRetryableError,
+  RateLimitError,
+  RetryableError,
+  SignatureError,
+  ValidationError,
+} from './errors.js';

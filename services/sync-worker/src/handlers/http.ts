@@ -1,16 +1,4 @@
-import { defineHandler, type HandlerDefinition } from '@redrive/sdk';
-
-/** A delivery target answered with a non-2xx status. */
-export class HttpStatusError extends Error {
-  override readonly name = 'HttpStatusError';
-  constructor(
-    readonly status: number,
-    readonly url: string,
-    readonly retryAfter?: string,
-  ) {
-    super(`${url} answered HTTP ${status}`);
-  }
-}
+import { defineHandler, HttpStatusError, type HandlerDefinition } from '@redrive/sdk';
 
 /** The built-in `http` handler: POSTs the job's payload, byte for byte, to the configured target. */
 export function createHttpHandler(opts: { targetUrl: string; timeoutMs: number }): HandlerDefinition {
