@@ -60,3 +60,14 @@ export class HttpStatusError extends Error {
 export class SignatureError extends NonRetryableError {
   override readonly name: string = 'SignatureError';
 }
+
+/** The handler ran past its deadline; the retry policy classifies it as `timeout`. */
+export class JobTimeoutError extends Error {
+  override readonly name: string = 'JobTimeoutError';
+  constructor(
+    readonly timeoutMs: number,
+    options?: ErrorOptions,
+  ) {
+    super(`handler did not finish within ${timeoutMs} ms`, options);
+  }
+}

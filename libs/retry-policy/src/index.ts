@@ -1,0 +1,13 @@
+export {
+  classPolicy,
+  createRetryPolicy,
+  DEFAULT_CLASS_POLICIES,
+  ERROR_CLASSES,
+  type ClassOverrides,
+  type ClassPolicy,
+  type ErrorClass,
+  type RetryPolicy,
+} from './classes.js';
+export { classify, parseRetryAfter, type Classification } from './classify.js';
+export { backoffDelay } from './backoff.js';
+export { decideFailure, type Decision, type FailureFacts } from './decide.js';
