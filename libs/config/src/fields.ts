@@ -198,3 +198,24 @@ export function optUrl() {
     return z.NEVER;
   });
 }
+
+/** A JSON value checked by `schema`; the issue names the JSON path that is wrong. */
+export function json<S extends z.ZodType>(schema: S, def: z.output<S>) {
+  return optionalString().transform((v, ctx): z.output<S> => {
+    if (v === undefined) return def;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(v);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `expected JSON, got a parse error: ${(err as Error).message}` });
+      return z.NEVER;
+    }
+    const r = schema.safeParse(parsed);
+    if (!r.success) {
+      const first = r.error.issues[0]!;
+      ctx.addIssue({ code: 'custom', message: `JSON at ${first.path.join('.') || '(root)'}: ${first.message}` });
+      return z.NEVER;
+    }
+    return r.data;
+  });
+}

@@ -6,6 +6,7 @@ export {
   duration,
   MAX_TIMER_MS,
   int,
+  json,
   list,
   oneOf,
   optStr,

@@ -15,6 +15,8 @@ export const H = {
   errorClass: 'Redrive-Error-Class',
   error: 'Redrive-Error',
   attempts: 'Redrive-Attempts',
+  /** On schedule.* requests: when the scheduler should publish the job back. */
+  dueAt: 'Redrive-Due-At',
 } as const;
 
 export const DEAD_LETTER_REASONS = ['non_retryable', 'retries_exhausted', 'max_deliveries', 'terminated'] as const;

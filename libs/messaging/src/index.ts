@@ -33,3 +33,11 @@ export {
   type TopologyOptions,
   type WorkerConsumerOptions,
 } from './topology.js';
+export {
+  createEventPublisher,
+  EVENT_KINDS,
+  type EventInput,
+  type EventKind,
+  type EventPublisher,
+  type LifecycleEvent,
+} from './events.js';

@@ -20,8 +20,15 @@ export interface JobContext {
   readonly signal: AbortSignal;
   /** The W3C trace id the job carries from its producer. */
   readonly traceId: string;
-  /** Writes a structured log line tied to this job. */
+  /** Writes a structured log line tied to this job, and records it in the job's audit trail. */
   log(message: string, fields?: Record<string, unknown>): void;
+  /** Records progress (a number, or any JSON value) in the job's audit trail. */
+  progress(value: unknown): void;
+  /**
+   * Runs `fn` once per job: its result is checkpointed, and on a retry a completed step
+   * returns the saved result instead of running again. Results must be JSON.
+   */
+  step<T>(name: string, fn: () => Promise<T> | T): Promise<T>;
 }
 
 export type HandlerFn<P = unknown> = (job: Job<P>, ctx: JobContext) => unknown;
@@ -33,6 +40,14 @@ export interface HandlerDefinition<P = unknown> {
   readonly handle: HandlerFn<P>;
   /** How long one run may take before it is aborted; the worker's default otherwise. */
   readonly timeoutMs?: number;
+  /**
+   * Rate-limit buckets this job draws a token from (for example `host:api.example.com`);
+   * limits per bucket come from the worker's configuration. A job held back by a limit waits
+   * without using up an attempt.
+   */
+  readonly rateLimitKeys?: (job: Job<P>) => readonly string[];
+  /** At most `limit` jobs with the same key run at once, across every worker replica. */
+  readonly concurrency?: { readonly key: (job: Job<P>) => string | undefined; readonly limit: number };
 }
 
 /** Declares a handler; a module's default export may be one handler or an array of them. */

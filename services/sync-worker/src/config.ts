@@ -2,10 +2,12 @@ import {
   duration,
   freezeConfig,
   int,
+  json,
   list,
   MAX_TIMER_MS,
   natsEnv,
   natsSettingsFrom,
+  optStr,
   optUrl,
   parseEnv,
   port,
@@ -16,7 +18,22 @@ import {
   type Env,
 } from '@redrive/config';
 import { JOB_TYPE_PATTERN } from '@redrive/messaging';
+import { ERROR_CLASSES } from '@redrive/retry-policy';
 import { z } from 'zod';
+
+const classPolicy = z
+  .object({
+    retryable: z.boolean(),
+    maxRetries: z.number().int().min(0).max(1000),
+    baseMs: z.number().min(0),
+    multiplier: z.number().min(1),
+    maxMs: z.number().min(0),
+    jitter: z.number().min(0).max(1),
+  })
+  .partial()
+  .strict();
+const classOverrides = z.partialRecord(z.enum(ERROR_CLASSES), classPolicy);
+const rateLimit = z.object({ perSecond: z.number().positive(), burst: z.number().int().positive().optional() }).strict();
 
 export const workerEnv = z.object({
   ...natsEnv,
@@ -39,8 +56,22 @@ export const workerEnv = z.object({
   WORKER_MAX_ACK_PENDING: int(1_000, { min: 1 }),
   /** Deadline of one run when the handler does not set its own. */
   WORKER_JOB_TIMEOUT: duration('5m', { min: 10, max: MAX_TIMER_MS }),
-  /** Delay before a failed job is redelivered (until the retry engine decides per error class). */
-  WORKER_RETRY_DELAY: duration('1s', { max: MAX_TIMER_MS }),
+  /** Overrides of the error-class table, e.g. {"network":{"maxRetries":8}}. */
+  RETRY_CLASSES: json(classOverrides, {}),
+  /** Per job type overrides, e.g. {"webhook":{"server":{"baseMs":1000}}}. */
+  RETRY_TYPES: json(z.record(z.string(), classOverrides), {}),
+  /** Retry delays longer than this go to the retry-scheduler instead of a NAK delay. */
+  RETRY_HANDOFF_THRESHOLD: duration('30s', { min: 0, max: MAX_TIMER_MS }),
+  /** Retry delays up to this are timed by the worker and then NAKed for immediate redelivery. */
+  RETRY_LOCAL_DELAY_MAX: duration('10s', { max: MAX_TIMER_MS }),
+  /** Token-bucket limits by job type or bucket key (e.g. host:api.example.com); burst 1 (evenly spaced) unless set. */
+  WORKER_RATE_LIMITS: json(z.record(z.string(), rateLimit), {}),
+  /** How long a completed job is remembered, so a lost ack never runs it twice. */
+  WORKER_COMPLETED_TTL: duration('24h', { min: 1_000 }),
+  /** Redis for idempotency markers and limits; without it those features are off. */
+  REDIS_URL: optStr(),
+  /** Postgres for step checkpoints (ctx.step); without it ctx.step throws. */
+  DATABASE_URL: optStr(),
   /** Target of the built-in `http` handler; the handler is off without it. */
   HTTP_TARGET_URL: optUrl(),
   HTTP_TIMEOUT: duration('10s', { min: 10, max: MAX_TIMER_MS }),
@@ -65,7 +96,18 @@ export function loadWorkerConfig(env: Env = process.env) {
       maxAckPending: e.WORKER_MAX_ACK_PENDING,
     },
     jobTimeoutMs: e.WORKER_JOB_TIMEOUT,
-    retryDelayMs: e.WORKER_RETRY_DELAY,
+    retry: {
+      classes: e.RETRY_CLASSES,
+      types: e.RETRY_TYPES,
+      handoffThresholdMs: e.RETRY_HANDOFF_THRESHOLD,
+      localDelayMaxMs: e.RETRY_LOCAL_DELAY_MAX,
+    },
+    rateLimits: Object.fromEntries(
+      Object.entries(e.WORKER_RATE_LIMITS).map(([k, v]) => [k, { perSecond: v.perSecond, burst: v.burst ?? 1 }]),
+    ),
+    completedTtlMs: e.WORKER_COMPLETED_TTL,
+    redisUrl: e.REDIS_URL,
+    databaseUrl: e.DATABASE_URL,
     httpHandler: e.HTTP_TARGET_URL ? { targetUrl: e.HTTP_TARGET_URL, timeoutMs: e.HTTP_TIMEOUT } : undefined,
   });
 }

@@ -2,7 +2,17 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { createHttpApp, registerProbes } from '@redrive/http';
 import { createLogger, loadConfigOrExit, runService, ShutdownStack } from '@redrive/lifecycle';
-import { connectNats, ensureConsumer, ensureStreams, streamProblems, Topology } from '@redrive/messaging';
+import {
+  connectNats,
+  createEventPublisher,
+  ensureConsumer,
+  ensureStreams,
+  streamProblems,
+  Topology,
+} from '@redrive/messaging';
+import { createRetryPolicy } from '@redrive/retry-policy';
+import { createGuards, createRedisClient, type Guards } from '@redrive/guards';
+import { closePool, createPool, createStepStore, migrate, type StepStore } from '@redrive/store';
 import { createMetricsRegistry, startTelemetry } from '@redrive/telemetry';
 import { loadWorkerConfig } from './config.js';
 import { createDispatcher } from './dispatcher.js';
@@ -46,8 +56,27 @@ await runService({
     }
 
     const registry = createMetricsRegistry('sync-worker');
+    const js = jetstream(nc);
+    let guards: Guards | undefined;
+    if (config.redisUrl) {
+      const redis = createRedisClient(config.redisUrl, logger);
+      stack.add('redis', () => redis.quit().catch(() => redis.disconnect()));
+      guards = createGuards({ redis, keyPrefix: `redrive:${topology.options.prefix || 'default'}`, logger, registry });
+    } else {
+      logger.info('REDIS_URL is not set: idempotency markers, rate limits and concurrency limits are off');
+    }
+    let steps: StepStore | undefined;
+    if (config.databaseUrl) {
+      // Several replicas may start at once: migrate() takes an advisory lock, so it runs once.
+      await migrate({ url: config.databaseUrl, logger });
+      const pool = createPool({ url: config.databaseUrl, applicationName: 'redrive-sync-worker', logger });
+      stack.add('postgres', () => closePool(pool));
+      steps = createStepStore(pool);
+    } else {
+      logger.info('DATABASE_URL is not set: ctx.step() checkpoints are off');
+    }
     const dispatcher = createDispatcher({
-      js: jetstream(nc),
+      js,
       topology,
       handlers,
       types,
@@ -56,7 +85,14 @@ await runService({
       lowLaneEvery: config.lowLaneEvery,
       ackWaitMs: config.consumer.ackWaitMs,
       jobTimeoutMs: config.jobTimeoutMs,
-      retryDelayMs: config.retryDelayMs,
+      policy: createRetryPolicy(config.retry.classes, config.retry.types),
+      handoffThresholdMs: config.retry.handoffThresholdMs,
+      localDelayMaxMs: config.retry.localDelayMaxMs,
+      events: createEventPublisher(js, topology),
+      guards,
+      steps,
+      rateLimits: config.rateLimits,
+      completedTtlMs: config.completedTtlMs,
       logger,
       metrics: createWorkerMetrics(registry),
     });

@@ -5,7 +5,7 @@ export function createWorkerMetrics(registry: Registry) {
   return {
     processed: new Counter({
       name: 'redrive_worker_jobs_total',
-      help: 'Job deliveries finished by this worker, by type and outcome (succeeded, failed, rejected)',
+      help: 'Job deliveries finished by this worker, by type and outcome (succeeded, retried, dead_lettered, skipped)',
       labelNames: ['type', 'outcome'],
       registers: [registry],
     }),
@@ -17,6 +17,17 @@ export function createWorkerMetrics(registry: Registry) {
       registers: [registry],
     }),
     inFlight: new Gauge({ name: 'redrive_worker_jobs_in_flight', help: 'Jobs running now', registers: [registry] }),
+    held: new Gauge({
+      name: 'redrive_worker_jobs_held',
+      help: 'Jobs this worker holds on a timer: a short retry delay or a limit',
+      registers: [registry],
+    }),
+    heldBack: new Counter({
+      name: 'redrive_worker_jobs_held_back_total',
+      help: 'Runs postponed by a rate or concurrency limit (not counted as attempts)',
+      labelNames: ['type'],
+      registers: [registry],
+    }),
   };
 }
 

@@ -1,0 +1,70 @@
+import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import {
+  createHeaders,
+  H,
+  writeDeadLetterHeaders,
+  type DeadLetterReason,
+  type JobHeaders,
+  type MsgHdrs,
+  type Topology,
+} from '@redrive/messaging';
+
+function copyHeaders(from: MsgHdrs | undefined): MsgHdrs {
+  const h = createHeaders();
+  if (from) for (const k of from.keys()) for (const v of from.values(k)) h.append(k, v);
+  return h;
+}
+
+/**
+ * Publishes what leaves the JOBS consumer: hand-offs to the retry-scheduler and dead letters.
+ * Each resolves only after JetStream stored the message, and uses a message id derived from
+ * the job and its attempt, so a worker that crashes after publishing and before acking does
+ * not produce a second copy when it runs the job again.
+ */
+export function createOutcomes(deps: { js: JetStreamClient; topology: Topology }) {
+  const { js, topology } = deps;
+  return {
+    /** Sends the job to `schedule.retry`, due at `dueAt`, with the attempts made so far. */
+    async handOff(m: JsMsg, meta: JobHeaders, attemptsMade: number, dueAt: Date): Promise<void> {
+      const h = copyHeaders(m.headers);
+      h.set(H.jobId, meta.jobId);
+      h.set(H.attempt, String(attemptsMade));
+      h.set(H.dueAt, dueAt.toISOString());
+      h.set(H.originalSubject, m.subject);
+      // The scheduler publishes the job back with a fresh message id of its own.
+      h.delete(H.msgId);
+      await js.publish(topology.scheduleSubject('retry'), m.data, {
+        headers: h,
+        msgID: `retry:${meta.jobId}:${attemptsMade}`,
+        timeout: 5_000,
+      });
+    },
+
+    /** Publishes the job with the dead-letter headers to `dlq.<type>`. */
+    async deadLetter(
+      m: JsMsg,
+      meta: JobHeaders,
+      dl: { reason: DeadLetterReason; errorClass: string; error: string; attempts: number; type: string },
+    ): Promise<void> {
+      const h = copyHeaders(m.headers);
+      h.set(H.jobId, meta.jobId);
+      h.delete(H.msgId);
+      writeDeadLetterHeaders(
+        {
+          originalSubject: m.subject,
+          originalSeq: m.seq,
+          reason: dl.reason,
+          errorClass: dl.errorClass,
+          error: dl.error,
+          attempts: dl.attempts,
+        },
+        h,
+      );
+      await js.publish(topology.dlqSubject(dl.type), m.data, {
+        headers: h,
+        msgID: `dlq:${topology.streams.jobs}:${m.seq}`,
+        timeout: 5_000,
+      });
+    },
+  };
+}

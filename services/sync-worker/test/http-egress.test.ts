@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import { EgressPolicy, forbiddenRange, normalizeAllowedHost } from '../src/handlers/egress-policy.js';
+
+describe('forbiddenRange', () => {
+  const cases: [string, string | undefined][] = [
+    ['127.0.0.1', 'loopback'],
+    ['127.255.255.254', 'loopback'],
+    ['::1', 'loopback'],
+    ['0.0.0.0', 'unspecified'],
+    ['0.1.2.3', 'unspecified'],
+    ['::', 'unspecified'],
+    ['169.254.169.254', 'link-local'],
+    ['fe80::1', 'link-local'],
+    ['febf:ffff::1', 'link-local'],
+    ['10.0.0.1', 'private'],
+    ['10.255.255.255', 'private'],
+    ['172.16.0.1', 'private'],
+    ['172.31.255.255', 'private'],
+    ['192.168.0.1', 'private'],
+    ['fc00::1', 'private'],
+    ['fd12:3456::1', 'private'],
+    ['100.64.0.1', 'shared (carrier-grade NAT)'],
+    ['224.0.0.1', 'multicast or reserved'],
+    ['255.255.255.255', 'multicast or reserved'],
+    ['ff02::1', 'multicast or reserved'],
+    // IPv4-mapped IPv6 forms are judged by the IPv4 address inside.
+    ['::ffff:127.0.0.1', 'loopback'],
+    ['::ffff:7f00:1', 'loopback'],
+    ['::ffff:10.0.0.1', 'private'],
+    ['::ffff:169.254.169.254', 'link-local'],
+    ['::ffff:0.0.0.0', 'unspecified'],
+    // Public addresses, including neighbours of the private ranges.
+    ['8.8.8.8', undefined],
+    ['172.15.255.255', undefined],
+    ['172.32.0.0', undefined],
+    ['192.169.0.1', undefined],
+    ['169.255.0.1', undefined],
+    ['100.128.0.1', undefined],
+    ['11.0.0.1', undefined],
+    ['2001:4860:4860::8888', undefined],
+    ['fec0::1', undefined],
+    ['::ffff:8.8.8.8', undefined],
+    ['not-an-ip', 'unparseable'],
+  ];
+  for (const [address, range] of cases) {
+    it(`${address} → ${range ?? 'allowed'}`, () => {
+      expect(forbiddenRange(address)).toBe(range);
+    });
+  }
+});
+
+describe('HTTP_ALLOW_HOSTS entries', () => {
+  const cases: [string, string | undefined][] = [
+    ['127.0.0.1', '127.0.0.1'],
+    ['127.0.0.1:8080', '127.0.0.1:8080'],
+    ['LocalHost.', 'localhost'],
+    ['internal.svc:80', 'internal.svc:80'],
+    ['::1', '::1'],
+    ['[::1]', '::1'],
+    ['[::1]:9000', '::1:9000'],
+    ['[0:0::1]:9000', '::1:9000'],
+    ['http://x', undefined],
+    ['host/path', undefined],
+    ['user@host', undefined],
+    ['', undefined],
+    ['a b', undefined],
+  ];
+  for (const [entry, normalized] of cases) {
+    it(`"${entry}" → ${normalized ?? 'invalid'}`, () => {
+      expect(normalizeAllowedHost(entry)).toBe(normalized);
+    });
+  }
+
+  it('matches a URL by host, or by host and its effective port', () => {
+    const policy = new EgressPolicy(['svc.local', '127.0.0.1:8080', '[::1]:443', '10.1.2.3:80']);
+    expect(policy.allows(new URL('http://svc.local:1234/'))).toBe(true);
+    expect(policy.allows(new URL('https://SVC.local./'))).toBe(true);
+    expect(policy.allows(new URL('http://127.0.0.1:8080/x'))).toBe(true);
+    expect(policy.allows(new URL('http://127.0.0.1:8081/x'))).toBe(false);
+    expect(policy.allows(new URL('https://[::1]/'))).toBe(true);
+    expect(policy.allows(new URL('http://[::1]/'))).toBe(false);
+    expect(policy.allows(new URL('http://10.1.2.3/'))).toBe(true);
+    expect(policy.allows(new URL('http://other.svc.local/'))).toBe(false);
+  });
+
+  it('resolves an allowlisted host without checking its addresses, and checks every other one', async () => {
+    const policy = new EgressPolicy(['localhost']);
+    const addresses = await policy.resolve(new URL('http://localhost:1/'));
+    expect(addresses.length).toBeGreaterThan(0);
+    expect(addresses.every((a) => forbiddenRange(a.address) === 'loopback')).toBe(true);
+    await expect(new EgressPolicy([]).resolve(new URL('http://localhost:1/'))).rejects.toThrow(/loopback/);
+    await expect(new EgressPolicy([]).resolve(new URL('http://93.184.215.14/'))).resolves.toEqual([
+      { address: '93.184.215.14', family: 4 },
+    ]);
+  });
+});

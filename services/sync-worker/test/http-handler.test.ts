@@ -1,0 +1,650 @@
+import { createHmac, randomUUID } from 'node:crypto';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { createSecureContext } from 'node:tls';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { HttpStatusError, NonRetryableError, ValidationError, type Job, type JobContext } from '@redrive/sdk';
+import { context, startTelemetry, trace, type Telemetry } from '@redrive/telemetry';
+import {
+  BlockedAddressError,
+  createHttpHandler,
+  createHttpHandlers,
+  verifyWebhookSignature,
+  type HttpHandlerSettings,
+} from '../src/handlers/http.js';
+
+// Every test talks to real HTTP servers on 127.0.0.1, which the handler reaches only because
+// the settings allowlist it; nothing about HTTP is mocked.
+
+const SECRET_KEY = Buffer.from('redrive-test-signing-key-0123456789');
+const SECRET = `whsec_${SECRET_KEY.toString('base64')}`;
+
+interface Received {
+  method: string;
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+type Responder = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void;
+
+interface TestServer {
+  origin: string;
+  port: number;
+  received: Received[];
+  /** TCP connections accepted, whether or not a request followed. */
+  connections: number;
+  respond: Responder;
+  close(): Promise<void>;
+}
+
+const servers: TestServer[] = [];
+
+async function startServer(respond: Responder = (_q, res) => res.writeHead(204).end()): Promise<TestServer> {
+  const server: Server = createServer();
+  const ts: TestServer = {
+    origin: '',
+    port: 0,
+    received: [],
+    connections: 0,
+    respond,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+  server.on('connection', () => ts.connections++);
+  server.on('request', (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      ts.received.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body });
+      ts.respond(req, res, body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  ts.port = (server.address() as AddressInfo).port;
+  ts.origin = `http://127.0.0.1:${ts.port}`;
+  servers.push(ts);
+  return ts;
+}
+
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+function settings(overrides: Partial<HttpHandlerSettings> = {}): HttpHandlerSettings {
+  return { timeoutMs: 5_000, allowHosts: ['127.0.0.1'], targets: {}, signingSecrets: {}, ...overrides };
+}
+
+function jobOf(payload: unknown, overrides: Partial<Job> & { rawText?: string } = {}): Job {
+  const { rawText, ...rest } = overrides;
+  return {
+    id: `msg_${randomUUID()}`,
+    type: 'http',
+    priority: 'normal',
+    attempt: 1,
+    payload,
+    raw: Buffer.from(rawText ?? JSON.stringify(payload)),
+    headers: {},
+    ...rest,
+  };
+}
+
+interface TestContext extends JobContext {
+  logs: { message: string; fields?: Record<string, unknown> }[];
+}
+
+function ctxOf(signal: AbortSignal = new AbortController().signal): TestContext {
+  const logs: TestContext['logs'] = [];
+  return {
+    signal,
+    traceId: '0af7651916cd43dd8448eb211c80319c',
+    logs,
+    log: (message, fields) => void logs.push({ message, fields }),
+    // The http handler neither reports progress nor checkpoints steps.
+    progress: () => undefined,
+    step: async (_name, fn) => fn(),
+  };
+}
+
+async function failureOf(promise: unknown): Promise<Error & Record<string, unknown>> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as Error & Record<string, unknown>;
+  }
+  throw new Error('expected the delivery to fail');
+}
+
+/** The receiver's own check, written from the Standard Webhooks spec rather than with the handler's code. */
+function expectedSignature(key: Buffer, headers: IncomingHttpHeaders, body: Buffer): string {
+  const signed = Buffer.concat([Buffer.from(`${headers['webhook-id']}.${headers['webhook-timestamp']}.`), body]);
+  return `v1,${createHmac('sha256', key).update(signed).digest('base64')}`;
+}
+
+/** Counts client sockets this process creates while `fn` runs: zero means no connection was attempted. */
+async function socketsOpenedDuring(fn: () => Promise<unknown>): Promise<number> {
+  let opened = 0;
+  const onSocket = () => opened++;
+  subscribe('net.client.socket', onSocket);
+  try {
+    await fn();
+  } finally {
+    unsubscribe('net.client.socket', onSocket);
+  }
+  return opened;
+}
+
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const { port } = s.address() as AddressInfo;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+describe('http handler: what it sends', () => {
+  it('POSTs the raw payload byte for byte to the default target, signed so the receiver can verify it', async () => {
+    const srv = await startServer();
+    const handler = createHttpHandler(settings({ targetUrl: `${srv.origin}/hooks?x=1`, signingSecret: SECRET }));
+    // Whitespace and non-ASCII text must survive untouched: the signature covers the exact bytes.
+    const rawText = '{ "event": "order.paid",\n  "name": "Zoë ✓", "amount": 12.50 }';
+    const job = jobOf(JSON.parse(rawText), { rawText, attempt: 3 });
+    const before = Math.floor(Date.now() / 1000);
+
+    const result = await handler.handle(job, ctxOf());
+
+    expect(result).toMatchObject({ status: 204, redirects: 0 });
+    expect(srv.received).toHaveLength(1);
+    const got = srv.received[0]!;
+    expect(got.method).toBe('POST');
+    expect(got.path).toBe('/hooks?x=1');
+    expect(got.body.equals(Buffer.from(rawText))).toBe(true);
+    expect(got.headers).toMatchObject({
+      'content-type': 'application/json',
+      'user-agent': 'redrive/0.1',
+      'redrive-job-id': job.id,
+      'redrive-attempt': '3',
+      'webhook-id': job.id,
+    });
+    const ts = Number(got.headers['webhook-timestamp']);
+    expect(ts).toBeGreaterThanOrEqual(before);
+    expect(ts).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000));
+    expect(got.headers['webhook-signature']).toBe(expectedSignature(SECRET_KEY, got.headers, got.body));
+    expect(verifyWebhookSignature(SECRET, got.headers, got.body, 60)).toBe(job.id);
+  });
+
+  it('keeps webhook-id stable across attempts so receivers can drop duplicates', async () => {
+    const srv = await startServer();
+    const handler = createHttpHandler(settings({ targetUrl: srv.origin, signingSecret: SECRET }));
+    const job = jobOf({ n: 1 });
+    await handler.handle(job, ctxOf());
+    await handler.handle({ ...job, attempt: 2 }, ctxOf());
+    expect(srv.received.map((r) => r.headers['webhook-id'])).toEqual([job.id, job.id]);
+    expect(srv.received.map((r) => r.headers['redrive-attempt'])).toEqual(['1', '2']);
+  });
+
+  it('sends an envelope body JSON-encoded to the envelope url with its headers, not to the default target', async () => {
+    const fallback = await startServer();
+    const srv = await startServer();
+    const handler = createHttpHandler(settings({ targetUrl: fallback.origin, signingSecret: SECRET }));
+    const body = { event: 'user.created', user: { id: 7, tags: ['a', 'b'] }, note: null };
+    const job = jobOf({
+      url: `${srv.origin}/in/events#ignored`,
+      body,
+      headers: { 'X-Tenant': 'acme', Authorization: 'Bearer t0k3n', 'Content-Type': 'application/cloudevents+json' },
+    });
+
+    await handler.handle(job, ctxOf());
+
+    expect(fallback.received).toHaveLength(0);
+    const got = srv.received[0]!;
+    expect(got.path).toBe('/in/events');
+    expect(got.body.toString()).toBe(JSON.stringify(body));
+    expect(got.headers).toMatchObject({
+      'x-tenant': 'acme',
+      authorization: 'Bearer t0k3n',
+      'content-type': 'application/cloudevents+json',
+    });
+    expect(got.headers['webhook-signature']).toBe(expectedSignature(SECRET_KEY, got.headers, got.body));
+  });
+
+  it('signs with the secret of the target origin over the default, and sends unsigned without any', async () => {
+    const perOrigin = await startServer();
+    const byDefault = await startServer();
+    const originKey = Buffer.from('another key for one origin');
+    const handler = createHttpHandler(
+      settings({
+        signingSecret: SECRET,
+        signingSecrets: { [perOrigin.origin]: `whsec_${originKey.toString('base64')}` },
+      }),
+    );
+    await handler.handle(jobOf({ url: `${perOrigin.origin}/a`, body: 1 }), ctxOf());
+    await handler.handle(jobOf({ url: `${byDefault.origin}/b`, body: 2 }), ctxOf());
+    const a = perOrigin.received[0]!;
+    const b = byDefault.received[0]!;
+    expect(a.headers['webhook-signature']).toBe(expectedSignature(originKey, a.headers, a.body));
+    expect(b.headers['webhook-signature']).toBe(expectedSignature(SECRET_KEY, b.headers, b.body));
+
+    const unsigned = await startServer();
+    await createHttpHandler(settings({ targetUrl: unsigned.origin })).handle(jobOf({ n: 1 }), ctxOf());
+    const u = unsigned.received[0]!;
+    expect(u.headers['webhook-signature']).toBeUndefined();
+    expect(u.headers['webhook-timestamp']).toBeUndefined();
+    expect(u.headers['redrive-job-id']).toBeDefined();
+  });
+
+  it('serves extra job types from HTTP_TARGETS, each with its own default target', async () => {
+    const main = await startServer();
+    const billing = await startServer();
+    const handlers = createHttpHandlers(
+      settings({ targetUrl: main.origin, targets: { 'billing-hook': `${billing.origin}/billing` } }),
+    );
+    expect(handlers.map((h) => h.type)).toEqual(['http', 'billing-hook']);
+    const [http, bill] = handlers as [(typeof handlers)[0], (typeof handlers)[0]];
+    await bill.handle(jobOf({ invoice: 1 }, { type: 'billing-hook' }), ctxOf());
+    await http.handle(jobOf({ n: 2 }), ctxOf());
+    expect(billing.received.map((r) => [r.path, r.body.toString()])).toEqual([['/billing', '{"invoice":1}']]);
+    expect(main.received.map((r) => r.body.toString())).toEqual(['{"n":2}']);
+  });
+
+  it('rejects a payload that names no url when the type has no default target, as a validation error', async () => {
+    const handler = createHttpHandler(settings());
+    const err = await failureOf(handler.handle(jobOf({ event: 'x' }), ctxOf()));
+    expect(err).toBeInstanceOf(ValidationError);
+    expect(err.message).toMatch(/no default target .*envelope/);
+  });
+
+  it('rejects envelopes with a bad url or headers it may not set', async () => {
+    const handler = createHttpHandler(settings());
+    const cases: [unknown, string][] = [
+      [{ url: 'ftp://example.com/x', body: {} }, 'url'],
+      [{ url: 42, body: {} }, 'url'],
+      [{ url: 'http://user:pw@127.0.0.1/', body: {} }, 'url'],
+      [{ url: 'http://127.0.0.1/', body: {}, headers: ['x'] }, 'headers'],
+      [
+        { url: 'http://127.0.0.1/', body: {}, headers: { 'webhook-signature': 'v1,forged' } },
+        'headers.webhook-signature',
+      ],
+      [{ url: 'http://127.0.0.1/', body: {}, headers: { 'Redrive-Job-Id': 'other' } }, 'headers.Redrive-Job-Id'],
+      [{ url: 'http://127.0.0.1/', body: {}, headers: { 'content-length': '1' } }, 'headers.content-length'],
+      [{ url: 'http://127.0.0.1/', body: {}, headers: { 'x-a': 'line\r\nInjected: 1' } }, 'headers.x-a'],
+      [{ url: 'http://127.0.0.1/', body: {}, headers: { 'bad name': 'v' } }, 'headers.bad name'],
+      [{ url: 'http://127.0.0.1/', body: {}, headers: { 'x-n': 1 } }, 'headers.x-n'],
+    ];
+    for (const [payload, path] of cases) {
+      const err = await failureOf(handler.handle(jobOf(payload), ctxOf()));
+      expect(err, JSON.stringify(payload)).toBeInstanceOf(ValidationError);
+      expect((err as unknown as ValidationError).path).toBe(path);
+    }
+  });
+
+  it('treats an object with keys besides url, body and headers as a raw payload for the default target', async () => {
+    const srv = await startServer();
+    const payload = { url: 'https://example.com/avatar.png', body: 'hello', kind: 'profile' };
+    await createHttpHandler(settings({ targetUrl: srv.origin })).handle(jobOf(payload), ctxOf());
+    expect(JSON.parse(srv.received[0]!.body.toString())).toEqual(payload);
+  });
+});
+
+describe('http handler: trace context', () => {
+  let telemetry: Telemetry | undefined;
+  afterAll(async () => {
+    await telemetry?.shutdown();
+  });
+
+  it('forwards the traceparent the job arrived with when no span is active', async () => {
+    const srv = await startServer();
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const job = jobOf({ a: 1 }, { headers: { traceparent, 'Nats-Msg-Id': 'x' } });
+    await createHttpHandler(settings({ targetUrl: srv.origin })).handle(job, ctxOf());
+    expect(srv.received[0]!.headers.traceparent).toBe(traceparent);
+  });
+
+  it('sends the traceparent of the active OpenTelemetry span', async () => {
+    telemetry = startTelemetry({ serviceName: 'http-handler-test', env: {} });
+    const srv = await startServer();
+    const handler = createHttpHandler(settings({ targetUrl: srv.origin }));
+    const spanContext = {
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      spanId: 'b7ad6b7169203331',
+      traceFlags: 1, // sampled
+      isRemote: false,
+    };
+    const job = jobOf(
+      { a: 1 },
+      { headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' } },
+    );
+    await context.with(trace.setSpanContext(context.active(), spanContext), () => handler.handle(job, ctxOf()));
+    expect(srv.received[0]!.headers.traceparent).toBe('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
+  });
+});
+
+describe('http handler: answers and failures', () => {
+  it('succeeds on any 2xx', async () => {
+    for (const status of [200, 201, 202, 204, 299]) {
+      const srv = await startServer((_q, res) => res.writeHead(status).end(status === 204 ? undefined : 'ok'));
+      const result = await createHttpHandler(settings({ targetUrl: srv.origin })).handle(jobOf({}), ctxOf());
+      expect(result).toMatchObject({ status });
+    }
+  });
+
+  it('fails a 500 with HttpStatusError 500, naming the URL without its query and quoting the body', async () => {
+    const srv = await startServer((_q, res) => res.writeHead(500).end('database\nis down'));
+    const handler = createHttpHandler(settings({ targetUrl: `${srv.origin}/hook?token=secret` }));
+    const err = await failureOf(handler.handle(jobOf({}), ctxOf()));
+    expect(err).toBeInstanceOf(HttpStatusError);
+    expect(err).toMatchObject({ status: 500, url: `${srv.origin}/hook`, retryAfter: undefined });
+    expect(err.message).toBe(`${srv.origin}/hook answered HTTP 500: database is down`);
+    expect(err.message).not.toContain('secret');
+  });
+
+  it('fails a 429 with the Retry-After it sent', async () => {
+    const srv = await startServer((_q, res) => res.writeHead(429, { 'retry-after': '2' }).end());
+    const err = await failureOf(createHttpHandler(settings({ targetUrl: srv.origin })).handle(jobOf({}), ctxOf()));
+    expect(err).toBeInstanceOf(HttpStatusError);
+    expect(err).toMatchObject({ status: 429, retryAfter: '2' });
+  });
+
+  it('fails a 400 with its status, for the retry policy to give up on', async () => {
+    const srv = await startServer((_q, res) => res.writeHead(400).end('{"error":"bad"}'));
+    const err = await failureOf(createHttpHandler(settings({ targetUrl: srv.origin })).handle(jobOf({}), ctxOf()));
+    expect(err).toBeInstanceOf(HttpStatusError);
+    expect(err).toMatchObject({ status: 400 });
+  });
+
+  it('reads at most 64 KiB of an endless response and closes the connection', async () => {
+    for (const status of [200, 502]) {
+      let written = 0;
+      let closed = false;
+      const srv = await startServer((_q, res) => {
+        res.writeHead(status, { 'content-type': 'text/plain' });
+        res.on('close', () => (closed = true));
+        const chunk = Buffer.alloc(16 * 1024, 'x');
+        // Writes until the client goes away, honouring backpressure; bounded so a broken
+        // handler cannot make the test run away.
+        const pump = () => {
+          while (!closed && written < 64 * 1024 * 1024) {
+            written += chunk.length;
+            if (!res.write(chunk)) return void res.once('drain', pump);
+          }
+        };
+        pump();
+      });
+      const handler = createHttpHandler(settings({ targetUrl: srv.origin }));
+      const outcome = await Promise.resolve(handler.handle(jobOf({}), ctxOf())).then(
+        (r) => r,
+        (e: unknown) => e,
+      );
+      if (status === 200) {
+        expect(outcome).toMatchObject({ status: 200 });
+      } else {
+        expect(outcome).toBeInstanceOf(HttpStatusError);
+        expect((outcome as Error).message.length).toBeLessThan(1_000);
+      }
+      await expect.poll(() => closed, { timeout: 5_000 }).toBe(true);
+      expect(written).toBeLessThan(64 * 1024 * 1024);
+    }
+  });
+
+  it('gives up after HTTP_TIMEOUT with a timeout error when the target never answers', async () => {
+    const srv = await startServer(() => undefined);
+    const handler = createHttpHandler(settings({ targetUrl: srv.origin, timeoutMs: 300 }));
+    const started = performance.now();
+    const err = await failureOf(handler.handle(jobOf({}), ctxOf()));
+    const elapsed = performance.now() - started;
+    expect(err.name).toBe('TimeoutError');
+    expect(err.code).toBe('ETIMEDOUT');
+    expect(err.message).toContain('300 ms');
+    expect(elapsed).toBeGreaterThanOrEqual(250);
+    expect(elapsed).toBeLessThan(3_000);
+    expect(handler.timeoutMs).toBe(1_300);
+  });
+
+  it('stops at once when the job is aborted, with the abort reason', async () => {
+    const srv = await startServer(() => undefined);
+    const handler = createHttpHandler(settings({ targetUrl: srv.origin, timeoutMs: 10_000 }));
+    const abort = new AbortController();
+    const reason = new Error('worker is shutting down');
+    const pending = failureOf(handler.handle(jobOf({}), ctxOf(abort.signal)));
+    await expect.poll(() => srv.received.length).toBe(1);
+    const started = performance.now();
+    abort.abort(reason);
+    expect(await pending).toBe(reason);
+    expect(performance.now() - started).toBeLessThan(1_000);
+  });
+
+  it('fails a connection to a closed port with code ECONNREFUSED and the original error as cause', async () => {
+    const port = await closedPort();
+    const handler = createHttpHandler(settings({ targetUrl: `http://127.0.0.1:${port}/x` }));
+    const err = await failureOf(handler.handle(jobOf({}), ctxOf()));
+    expect(err.code).toBe('ECONNREFUSED');
+    expect((err.cause as NodeJS.ErrnoException).code).toBe('ECONNREFUSED');
+    expect(err.message).toContain(`127.0.0.1:${port}/x`);
+  });
+
+  it('checks the certificate of an https target against the host name, though it connects to a pinned address', async () => {
+    // A self-signed certificate for localhost and 127.0.0.1, made for this test only (valid until 2126).
+    const tlsOptions = {
+      key: `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgmMIxaLaiLftTiJ/e
+cMb/p8fYw9QeGvofZ5Wq31T2LYihRANCAARVXcsPXdZL7jff7N6KpCG2vokcRCdA
+/cUTiFGc++R0mq14D0/yM8k0Pyog9OvCBad5pQb+4rnFka0wSmtjGIQg
+-----END PRIVATE KEY-----`,
+      cert: `-----BEGIN CERTIFICATE-----
+MIIBmjCCAUGgAwIBAgIUEe0sw7kQQqC82KcGrmiyvVKcYQswCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTEyNTExNTgzOFoYDzIxMjYxMTAx
+MTE1ODM4WjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAARVXcsPXdZL7jff7N6KpCG2vokcRCdA/cUTiFGc++R0mq14D0/yM8k0
+Pyog9OvCBad5pQb+4rnFka0wSmtjGIQgo28wbTAdBgNVHQ4EFgQUkP06x2dCotLi
+B08v2hGxLA3X2JswHwYDVR0jBBgwFoAUkP06x2dCotLiB08v2hGxLA3X2JswDwYD
+VR0TAQH/BAUwAwEB/zAaBgNVHREEEzARgglsb2NhbGhvc3SHBH8AAAEwCgYIKoZI
+zj0EAwIDRwAwRAIgevzASATPvL02ehhNDaLvixPqOogVB0pLgvFZ6G6++doCIEif
+1x7dBPUJee9bX6ffS2HV1XUPltBRLy7X+Nvnc9+/
+-----END CERTIFICATE-----`,
+    };
+    const serverNames: string[] = [];
+    let requests = 0;
+    const server = createHttpsServer({
+      ...tlsOptions,
+      SNICallback: (name, cb) => {
+        serverNames.push(name);
+        cb(null, createSecureContext(tlsOptions));
+      },
+    });
+    server.on('request', (_q, res: ServerResponse) => {
+      requests++;
+      res.end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const handler = createHttpHandler(settings({ allowHosts: ['localhost'] }));
+      const err = await failureOf(handler.handle(jobOf({ url: `https://localhost:${port}/`, body: {} }), ctxOf()));
+      // Not in the system's trust store: verification is on, and the failure keeps its TLS code.
+      expect(err.code).toMatch(/SELF_SIGNED/);
+      expect(serverNames).toEqual(['localhost']);
+      expect(requests).toBe(0);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
+
+describe('http handler: SSRF protection', () => {
+  it('refuses a loopback target that is not allowlisted before connecting', async () => {
+    const srv = await startServer();
+    const handler = createHttpHandler(settings({ targetUrl: `${srv.origin}/x`, allowHosts: [] }));
+    const err = await failureOf(handler.handle(jobOf({}), ctxOf()));
+    expect(err).toBeInstanceOf(NonRetryableError);
+    expect(err).toBeInstanceOf(BlockedAddressError);
+    expect(err.message).toContain('127.0.0.1');
+    expect(err.message).toContain('loopback');
+    expect(srv.connections).toBe(0);
+    expect(srv.received).toHaveLength(0);
+  });
+
+  it('refuses private, link-local, loopback and unspecified addresses without attempting a connection', async () => {
+    const handler = createHttpHandler(settings({ allowHosts: [] }));
+    const targets: [string, string, string][] = [
+      ['http://10.0.0.1/hook', '10.0.0.1', 'private'],
+      ['http://169.254.169.254/latest/meta-data/', '169.254.169.254', 'link-local'],
+      ['http://[::1]:8080/', '::1', 'loopback'],
+      ['https://192.168.1.20/', '192.168.1.20', 'private'],
+      ['http://172.20.0.5/', '172.20.0.5', 'private'],
+      ['http://0.0.0.0:9090/', '0.0.0.0', 'unspecified'],
+      ['http://[::]/', '::', 'unspecified'],
+      ['http://[fe80::1]/', 'fe80::1', 'link-local'],
+      ['http://[fd00:ec2::254]/', 'fd00:ec2::254', 'private'],
+      ['http://[::ffff:169.254.169.254]/', '::ffff:a9fe:a9fe', 'link-local'],
+      ['http://[::ffff:10.1.2.3]/', '::ffff:a01:203', 'private'],
+      // WHATWG URL parsing turns these spellings into 127.0.0.1 before anything else looks.
+      ['http://2130706433/', '127.0.0.1', 'loopback'],
+      ['http://0x7f.1/', '127.0.0.1', 'loopback'],
+    ];
+    for (const [url, address, range] of targets) {
+      let err = new Error('not run') as Error & Record<string, unknown>;
+      const started = performance.now();
+      const sockets = await socketsOpenedDuring(async () => {
+        err = await failureOf(handler.handle(jobOf({ url, body: {} }), ctxOf()));
+      });
+      expect(sockets, url).toBe(0);
+      expect(performance.now() - started, url).toBeLessThan(1_000);
+      expect(err, url).toBeInstanceOf(BlockedAddressError);
+      expect(err, url).toMatchObject({ address, range });
+      expect(err.message, url).toContain(address);
+    }
+  });
+
+  it('refuses a host name that resolves to loopback unless that name is allowlisted', async () => {
+    const srv = await startServer();
+    const url = `http://localhost:${srv.port}/hook`;
+    const refused = createHttpHandler(settings({ allowHosts: ['127.0.0.1'] }));
+    const err = await failureOf(refused.handle(jobOf({ url, body: { a: 1 } }), ctxOf()));
+    expect(err).toBeInstanceOf(BlockedAddressError);
+    expect(err.message).toMatch(/localhost.*resolves to .*127\.0\.0\.1|localhost.*resolves to ::1/);
+    expect(srv.connections).toBe(0);
+
+    const allowed = createHttpHandler(settings({ allowHosts: [`localhost:${srv.port}`] }));
+    await expect(allowed.handle(jobOf({ url, body: { a: 1 } }), ctxOf())).resolves.toMatchObject({ status: 204 });
+    expect(srv.received).toHaveLength(1);
+  });
+
+  it('allowlists host:port entries for that port only', async () => {
+    const allowed = await startServer();
+    const other = await startServer();
+    const handler = createHttpHandler(settings({ allowHosts: [`127.0.0.1:${allowed.port}`] }));
+    await handler.handle(jobOf({ url: allowed.origin, body: 1 }), ctxOf());
+    const err = await failureOf(handler.handle(jobOf({ url: other.origin, body: 1 }), ctxOf()));
+    expect(err).toBeInstanceOf(BlockedAddressError);
+    expect(allowed.received).toHaveLength(1);
+    expect(other.connections).toBe(0);
+  });
+});
+
+describe('http handler: redirects', () => {
+  it('refuses a 307 to a loopback port that is not allowlisted, without connecting to it', async () => {
+    const internal = await startServer();
+    const front = await startServer((_q, res) =>
+      res.writeHead(307, { location: `http://127.0.0.1:${internal.port}/admin` }).end(),
+    );
+    const handler = createHttpHandler(settings({ targetUrl: front.origin, allowHosts: [`127.0.0.1:${front.port}`] }));
+    const err = await failureOf(handler.handle(jobOf({}), ctxOf()));
+    expect(err).toBeInstanceOf(BlockedAddressError);
+    expect(err.message).toContain('127.0.0.1');
+    expect(front.received).toHaveLength(1);
+    expect(internal.connections).toBe(0);
+  });
+
+  it('follows a 308 to an allowed target, POSTing the same body with a fresh signature', async () => {
+    const key = Buffer.from('second origin key');
+    const target = await startServer((_q, res) => res.writeHead(202).end());
+    const front = await startServer((_q, res) => res.writeHead(308, { location: `${target.origin}/moved` }).end());
+    const handler = createHttpHandler(
+      settings({
+        targetUrl: `${front.origin}/old`,
+        signingSecret: SECRET,
+        signingSecrets: { [target.origin]: `whsec_${key.toString('base64')}` },
+      }),
+    );
+    const ctx = ctxOf();
+    const rawText = '{"id": 1}';
+    const result = await handler.handle(jobOf({ id: 1 }, { rawText }), ctx);
+
+    expect(result).toEqual({ status: 202, url: `${target.origin}/moved`, redirects: 1 });
+    const got = target.received[0]!;
+    expect(got.method).toBe('POST');
+    expect(got.body.toString()).toBe(rawText);
+    expect(got.headers['webhook-signature']).toBe(expectedSignature(key, got.headers, got.body));
+    expect(ctx.logs).toEqual([
+      {
+        message: 'http target redirected',
+        fields: { status: 308, from: `${front.origin}/old`, to: `${target.origin}/moved` },
+      },
+    ]);
+  });
+
+  it('keeps credentials on a same-origin redirect and drops them on a cross-origin one', async () => {
+    const other = await startServer();
+    const front = await startServer((req, res) =>
+      req.url === '/first'
+        ? res.writeHead(307, { location: '/second' }).end()
+        : res.writeHead(307, { location: `${other.origin}/third` }).end(),
+    );
+    const handler = createHttpHandler(settings());
+    const headers = { authorization: 'Bearer abc', cookie: 'session=1', 'x-keep': 'yes' };
+    await handler.handle(jobOf({ url: `${front.origin}/first`, body: {}, headers }), ctxOf());
+    expect(front.received.map((r) => [r.path, r.headers.authorization])).toEqual([
+      ['/first', 'Bearer abc'],
+      ['/second', 'Bearer abc'],
+    ]);
+    const last = other.received[0]!;
+    expect(last.path).toBe('/third');
+    expect(last.headers.authorization).toBeUndefined();
+    expect(last.headers.cookie).toBeUndefined();
+    expect(last.headers['x-keep']).toBe('yes');
+  });
+
+  it('fails 301, 302 and 303 with their status rather than re-POSTing or dropping the body', async () => {
+    for (const status of [301, 302, 303]) {
+      const target = await startServer();
+      const front = await startServer((_q, res) => res.writeHead(status, { location: target.origin }).end());
+      const err = await failureOf(createHttpHandler(settings({ targetUrl: front.origin })).handle(jobOf({}), ctxOf()));
+      expect(err).toBeInstanceOf(HttpStatusError);
+      expect(err).toMatchObject({ status });
+      expect(target.connections).toBe(0);
+    }
+  });
+
+  it('stops after 3 redirects', async () => {
+    const srv = await startServer((req, res) => {
+      const n = Number(req.url?.slice(1) || '0');
+      res.writeHead(307, { location: `/${n + 1}` }).end();
+    });
+    const err = await failureOf(
+      createHttpHandler(settings({ targetUrl: `${srv.origin}/0` })).handle(jobOf({}), ctxOf()),
+    );
+    expect(err).toBeInstanceOf(NonRetryableError);
+    expect(err.message).toContain('more than 3 redirects');
+    expect(srv.received.map((r) => r.path)).toEqual(['/0', '/1', '/2', '/3']);
+  });
+
+  it('refuses a redirect to a non-http scheme', async () => {
+    const srv = await startServer((_q, res) => res.writeHead(308, { location: 'file:///etc/passwd' }).end());
+    const err = await failureOf(createHttpHandler(settings({ targetUrl: srv.origin })).handle(jobOf({}), ctxOf()));
+    expect(err).toBeInstanceOf(NonRetryableError);
+    expect(err.message).toContain('file:');
+  });
+});

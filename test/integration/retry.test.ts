@@ -1,0 +1,254 @@
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureConsumer, ensureStreams, publishJob, readDeadLetterHeaders, Topology } from '@redrive/messaging';
+import {
+  connectTestClient,
+  deleteStreams,
+  freePort,
+  SHARED_NATS_URL,
+  startService,
+  uniquePrefix,
+  waitFor,
+  type ServiceProcess,
+} from '@redrive/test-support';
+
+// The retry engine end to end: a real sync-worker process with handlers that fail on purpose,
+// against the shared NATS under a prefix of its own. Delays are scaled down by configuration
+// (network: 100 ms base, no jitter) so the sequences run in seconds.
+
+interface Run {
+  id: string;
+  type: string;
+  attempt: number;
+  at: number;
+  pid: number;
+  event?: string;
+}
+
+const prefix = uniquePrefix('retry');
+const topology = new Topology({ prefix });
+const recordFile = join(mkdtempSync(join(tmpdir(), 'redrive-retry-')), 'runs.jsonl');
+let nc: NatsConnection;
+let jsm: JetStreamManager;
+let worker: ServiceProcess;
+let counter = 0;
+
+const runs = (id: string): Run[] =>
+  existsSync(recordFile)
+    ? readFileSync(recordFile, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Run)
+        .filter((r) => r.id === id)
+    : [];
+
+const workerEnv = (extra: Record<string, string> = {}) => ({
+  NATS_URL: SHARED_NATS_URL,
+  REDRIVE_PREFIX: prefix,
+  RECORD_FILE: recordFile,
+  WORKER_HANDLERS: './test/fixtures/retry-handlers.mjs',
+  RETRY_CLASSES: JSON.stringify({ network: { baseMs: 100, jitter: 0 }, server: { baseMs: 100, jitter: 0 } }),
+  RETRY_HANDOFF_THRESHOLD: '10s',
+  ...extra,
+});
+
+async function startWorker(extra: Record<string, string> = {}): Promise<ServiceProcess> {
+  const w = startService('sync-worker', { ...workerEnv(extra), WORKER_PORT: String(await freePort()) });
+  await w.waitForLog((l) => l.msg === 'sync-worker running');
+  return w;
+}
+
+async function submit(type: string, payload: unknown, opts: { maxAttempts?: number } = {}): Promise<{ jobId: string; seq: number }> {
+  const jobId = `${type}-${++counter}-${prefix}`;
+  const ack = await publishJob(jetstream(nc), {
+    subject: topology.jobSubject('normal', type),
+    payload: new TextEncoder().encode(JSON.stringify(payload)),
+    jobId,
+    msgId: jobId,
+    attempt: 0,
+    ...(opts.maxAttempts ? { maxAttempts: opts.maxAttempts } : {}),
+  });
+  return { jobId, seq: ack.seq };
+}
+
+async function deadLetters(): Promise<{ jobId: string; headers: ReturnType<typeof readDeadLetterHeaders> }[]> {
+  const info = await jsm.streams.info(topology.streams.dlq);
+  const out = [];
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+    const m = await jsm.streams.getMessage(topology.streams.dlq, { seq }).catch(() => null);
+    if (m) out.push({ jobId: m.header.get('Redrive-Job-Id'), headers: readDeadLetterHeaders(m.header) });
+  }
+  return out;
+}
+
+async function events(kind: string): Promise<{ jobId: string; kind: string; errorClass?: string; reason?: string; attempt?: number }[]> {
+  const info = await jsm.streams.info(topology.streams.events);
+  const out = [];
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+    const m = await jsm.streams.getMessage(topology.streams.events, { seq }).catch(() => null);
+    if (m && m.subject === topology.eventSubject(kind)) out.push(JSON.parse(new TextDecoder().decode(m.data)));
+  }
+  return out;
+}
+
+beforeAll(async () => {
+  nc = await connectTestClient();
+  jsm = await jetstreamManager(nc);
+  worker = await startWorker();
+}, 60_000);
+
+afterAll(async () => {
+  await worker?.stop();
+  await deleteStreams(nc, prefix);
+  await nc.close();
+});
+
+describe('retries by error class', () => {
+  it('retries a network failure that clears after 2 attempts, with growing gaps, and succeeds on the 3rd', async () => {
+    const { jobId } = await submit('flaky', { failTimes: 2 });
+    const done = await waitFor(() => (runs(jobId).length >= 3 ? runs(jobId) : undefined), { what: '3 attempts' });
+    expect(done.map((r) => r.attempt)).toEqual([1, 2, 3]);
+    const gap1 = done[1]!.at - done[0]!.at;
+    const gap2 = done[2]!.at - done[1]!.at;
+    // 100 ms then 200 ms of backoff, plus redelivery: never sooner, and not much later.
+    expect(gap1).toBeGreaterThanOrEqual(100);
+    expect(gap2).toBeGreaterThanOrEqual(200);
+    expect(gap2).toBeGreaterThan(gap1);
+    expect(gap2).toBeLessThan(1_000);
+    await waitFor(async () => (await events('attempt.succeeded')).some((e) => e.jobId === jobId), { what: 'the success event' });
+    expect(runs(jobId)).toHaveLength(3);
+  });
+
+  it('dead-letters a network failure that never clears after exactly 1 + 5 attempts, reason retries_exhausted', async () => {
+    const { jobId, seq } = await submit('flaky', { failTimes: 1_000 });
+    const dl = await waitFor(async () => (await deadLetters()).find((d) => d.jobId === jobId), { timeoutMs: 20_000, what: 'the dead letter' });
+    expect(dl.headers).toMatchObject({ reason: 'retries_exhausted', errorClass: 'network', attempts: 6, originalSeq: seq });
+    expect(dl.headers.originalSubject).toBe(topology.jobSubject('normal', 'flaky'));
+    expect(runs(jobId).map((r) => r.attempt)).toEqual([1, 2, 3, 4, 5, 6]);
+    const gaps = runs(jobId).slice(1).map((r, i) => r.at - runs(jobId)[i]!.at);
+    for (const [i, gap] of gaps.entries()) expect(gap).toBeGreaterThanOrEqual(100 * 2 ** i);
+    // The original is terminated, so interest retention has removed it from JOBS.
+    await waitFor(async () => (await jsm.streams.getMessage(topology.streams.jobs, { seq }).catch(() => null)) === null, {
+      what: 'the original to be gone',
+    });
+    expect((await events('job.dead_lettered')).filter((e) => e.jobId === jobId)).toHaveLength(1);
+  }, 30_000);
+
+  it('retries a 429 with Retry-After: 2 no sooner than 2 s later', async () => {
+    const { jobId } = await submit('status', { status: 429, retryAfter: '2', failTimes: 1 });
+    const done = await waitFor(() => (runs(jobId).length >= 2 ? runs(jobId) : undefined), { timeoutMs: 10_000 });
+    const gap = done[1]!.at - done[0]!.at;
+    expect(gap).toBeGreaterThanOrEqual(2_000);
+    expect(gap).toBeLessThan(2_700);
+  });
+
+  it('dead-letters a 400 after exactly 1 attempt as non_retryable, class client', async () => {
+    const { jobId } = await submit('status', { status: 400 });
+    const dl = await waitFor(async () => (await deadLetters()).find((d) => d.jobId === jobId), { what: 'the dead letter' });
+    expect(dl.headers).toMatchObject({ reason: 'non_retryable', errorClass: 'client', attempts: 1 });
+    expect(runs(jobId)).toHaveLength(1);
+  });
+
+  it('lets Redrive-Max-Attempts cut the class budget', async () => {
+    const { jobId } = await submit('status', { status: 503 }, { maxAttempts: 2 });
+    const dl = await waitFor(async () => (await deadLetters()).find((d) => d.jobId === jobId), { what: 'the dead letter' });
+    expect(dl.headers).toMatchObject({ reason: 'retries_exhausted', errorClass: 'server', attempts: 2 });
+    expect(runs(jobId)).toHaveLength(2);
+  });
+});
+
+describe('long backoffs', () => {
+  it('hands a backoff longer than the threshold to schedule.retry and leaves nothing pending on JOBS', async () => {
+    const before = Date.now();
+    const { jobId } = await submit('ratelimited', { retryAfterMs: 60_000 });
+    const sched = await waitFor(
+      async () => {
+        const info = await jsm.streams.info(topology.streams.schedule);
+        if (info.state.messages === 0) return undefined;
+        for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+          const m = await jsm.streams.getMessage(topology.streams.schedule, { seq }).catch(() => null);
+          if (m?.header.get('Redrive-Job-Id') === jobId) return m;
+        }
+        return undefined;
+      },
+      { what: 'the hand-off on schedule.retry' },
+    );
+    expect(sched.subject).toBe(topology.scheduleSubject('retry'));
+    expect(sched.header.get('Redrive-Attempt')).toBe('1');
+    expect(sched.header.get('Redrive-Original-Subject')).toBe(topology.jobSubject('normal', 'ratelimited'));
+    const due = Date.parse(sched.header.get('Redrive-Due-At'));
+    expect(due).toBeGreaterThanOrEqual(before + 60_000);
+    expect(due).toBeLessThan(Date.now() + 60_000 + 1_000);
+    await waitFor(async () => (await jsm.consumers.info(topology.streams.jobs, 'worker-normal-ratelimited')).num_ack_pending === 0, {
+      what: 'no ack pending',
+    });
+    expect(runs(jobId)).toHaveLength(1);
+  });
+});
+
+describe('the server-side safety net', () => {
+  it('ends a job that kills its worker every time with a MAX_DELIVERIES advisory, not an endless loop', async () => {
+    const own = uniquePrefix('crash');
+    const topo = new Topology({ prefix: own });
+    const env = { REDRIVE_PREFIX: own, WORKER_MAX_DELIVER: '2', WORKER_ACK_WAIT: '1s' };
+    try {
+      await ensureStreams(jsm, topo.streamConfigs());
+      for (const c of topo.workerConsumerConfigs(['crash'], { ackWaitMs: 1_000, maxDeliver: 2, maxAckPending: 100 })) {
+        await ensureConsumer(jsm, topo.streams.jobs, c);
+      }
+      const jobId = `crash-${own}`;
+      await publishJob(jetstream(nc), { subject: topo.jobSubject('normal', 'crash'), payload: new TextEncoder().encode('{}'), jobId, msgId: jobId, attempt: 0 });
+      for (let i = 0; i < 8; i++) {
+        const w = startService('sync-worker', { ...workerEnv(env), WORKER_PORT: String(await freePort()) });
+        const code = await Promise.race([w.exited, new Promise<'alive'>((r) => setTimeout(() => r('alive'), 4_000))]);
+        if (code === 'alive') {
+          await w.stop();
+          break;
+        }
+      }
+      // Two deliveries, then the server gives up. (nats-server 2.9 reports the second delivery
+      // of a message whose worker died with delivery count 1, so the attempt number the handler
+      // sees can lag; the server's own count, which drives max_deliver, is right.)
+      expect(runs(jobId)).toHaveLength(2);
+      const advisories = await jsm.streams.info(topo.streams.advisories);
+      expect(advisories.state.messages).toBe(1);
+      const adv = await jsm.streams.getMessage(topo.streams.advisories, { seq: advisories.state.first_seq });
+      expect(adv!.subject).toBe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${topo.streams.jobs}.worker-normal-crash`);
+      expect(JSON.parse(new TextDecoder().decode(adv!.data))).toMatchObject({ stream: topo.streams.jobs, deliveries: 2 });
+    } finally {
+      await deleteStreams(nc, own);
+    }
+  }, 60_000);
+});
+
+describe('SIGTERM with jobs in flight', () => {
+  it('acks, NAKs or hands back every one of 20 running jobs before exit; none is lost or completed twice', async () => {
+    const w = await startWorker({ SHUTDOWN_GRACE: '1500ms', WORKER_CONCURRENCY: '20' });
+    await worker.stop();
+    const ids: string[] = [];
+    // Half finish within the grace period, half do not.
+    for (let i = 0; i < 20; i++) ids.push((await submit('sleepy', { ms: i % 2 === 0 ? 500 : 4_000 })).jobId);
+    await waitFor(() => ids.every((id) => runs(id).some((r) => r.event === 'started')), { what: '20 jobs running' });
+    expect(await w.stop('SIGTERM')).toBe(0);
+    const handedBack = w.logs.find((l) => l.msg === 'handed back unfinished jobs');
+    expect(handedBack?.handedBack).toBe(10);
+
+    worker = await startWorker({ WORKER_CONCURRENCY: '20' });
+    await waitFor(() => ids.every((id) => runs(id).some((r) => r.event === 'finished' && !('aborted' in r && r.aborted))), {
+      timeoutMs: 20_000,
+      what: 'every job to finish',
+    });
+    for (const id of ids) {
+      const finished = runs(id).filter((r) => r.event === 'finished');
+      // A job cut off by the exit never records "finished"; each completes exactly once.
+      expect(finished).toHaveLength(1);
+    }
+    const info = await jsm.consumers.info(topology.streams.jobs, 'worker-normal-sleepy');
+    await waitFor(async () => (await jsm.consumers.info(topology.streams.jobs, 'worker-normal-sleepy')).num_ack_pending === 0);
+    expect(info.num_pending).toBe(0);
+  }, 60_000);
+});
