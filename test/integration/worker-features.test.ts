@@ -52,7 +52,11 @@ const runs = (id: string): Run[] =>
     : [];
 
 async function startRedis(): Promise<void> {
-  redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  redis = spawn(
+    'redis-server',
+    ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: 'ignore' },
+  );
   await waitForPort(redisPort);
 }
 
@@ -140,9 +144,12 @@ describe('idempotency markers', () => {
     await waitFor(() => worker.logs.some((l) => l.msg === 'job succeeded' && l.jobId === id));
     // The same job delivered again, as after a lost ack.
     await submit('flaky', { failTimes: 0 }, id);
-    await waitFor(() => worker.logs.some((l) => l.msg === 'job already completed, acked without running' && l.jobId === id), {
-      what: 'the redelivery to be skipped',
-    });
+    await waitFor(
+      () => worker.logs.some((l) => l.msg === 'job already completed, acked without running' && l.jobId === id),
+      {
+        what: 'the redelivery to be skipped',
+      },
+    );
     expect(runs(id)).toHaveLength(1);
     const client = new Redis(redisPort, '127.0.0.1');
     try {

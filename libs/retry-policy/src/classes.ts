@@ -56,7 +56,10 @@ export interface RetryPolicy {
 }
 
 /** Builds a policy from overrides of the defaults; unknown class names are refused. */
-export function createRetryPolicy(classes: ClassOverrides = {}, types: Record<string, ClassOverrides> = {}): RetryPolicy {
+export function createRetryPolicy(
+  classes: ClassOverrides = {},
+  types: Record<string, ClassOverrides> = {},
+): RetryPolicy {
   const check = (o: ClassOverrides, where: string) => {
     for (const k of Object.keys(o)) {
       if (!(ERROR_CLASSES as readonly string[]).includes(k)) {

@@ -88,7 +88,11 @@ function classOf(err: unknown, depth = 0): ErrorClass | undefined {
 export function classify(err: unknown, now: number = Date.now()): Classification {
   const message = err instanceof Error ? err.message : String(err);
   if (err instanceof RateLimitError) {
-    return { errorClass: 'rate_limit', message, ...(err.retryAfterMs !== undefined ? { delayMs: err.retryAfterMs } : {}) };
+    return {
+      errorClass: 'rate_limit',
+      message,
+      ...(err.retryAfterMs !== undefined ? { delayMs: err.retryAfterMs } : {}),
+    };
   }
   if (err instanceof RetryableError) {
     return {

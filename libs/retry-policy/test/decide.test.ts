@@ -8,7 +8,14 @@ import {
   SignatureError,
   ValidationError,
 } from '@redrive/sdk';
-import { backoffDelay, classify, createRetryPolicy, decideFailure, DEFAULT_CLASS_POLICIES, parseRetryAfter } from '@redrive/retry-policy';
+import {
+  backoffDelay,
+  classify,
+  createRetryPolicy,
+  decideFailure,
+  DEFAULT_CLASS_POLICIES,
+  parseRetryAfter,
+} from '@redrive/retry-policy';
 
 const coded = (code: string, message = 'boom') => Object.assign(new Error(message), { code });
 const NOW = Date.parse('2026-01-01T00:00:00Z');
@@ -43,7 +50,11 @@ describe('classify', () => {
 
   it('lets the handler decide with typed errors', () => {
     expect(classify(new NonRetryableError('no'))).toMatchObject({ retryable: false });
-    expect(classify(new RetryableError('again', 1234))).toMatchObject({ retryable: true, delayMs: 1234, errorClass: 'unknown' });
+    expect(classify(new RetryableError('again', 1234))).toMatchObject({
+      retryable: true,
+      delayMs: 1234,
+      errorClass: 'unknown',
+    });
     expect(classify(new RetryableError('again', 10, { cause: coded('ECONNRESET') })).errorClass).toBe('network');
     expect(classify(new RateLimitError('wait', 7000))).toMatchObject({ errorClass: 'rate_limit', delayMs: 7000 });
   });
@@ -99,17 +110,32 @@ describe('decideFailure', () => {
   });
 
   it('waits exactly Retry-After for a 429, and at least Retry-After for a 503', () => {
-    expect(decideFailure(policy, facts(new HttpStatusError(429, 'u', '2'), 1))).toMatchObject({ kind: 'nak', delayMs: 2000 });
-    expect(decideFailure(policy, facts(new HttpStatusError(503, 'u', '20'), 1))).toMatchObject({ kind: 'nak', delayMs: 20_000 });
-    expect(decideFailure(policy, facts(new HttpStatusError(503, 'u', '1'), 1))).toMatchObject({ kind: 'nak', delayMs: 5000 });
+    expect(decideFailure(policy, facts(new HttpStatusError(429, 'u', '2'), 1))).toMatchObject({
+      kind: 'nak',
+      delayMs: 2000,
+    });
+    expect(decideFailure(policy, facts(new HttpStatusError(503, 'u', '20'), 1))).toMatchObject({
+      kind: 'nak',
+      delayMs: 20_000,
+    });
+    expect(decideFailure(policy, facts(new HttpStatusError(503, 'u', '1'), 1))).toMatchObject({
+      kind: 'nak',
+      delayMs: 5000,
+    });
   });
 
   it('hands a delay longer than the threshold to the scheduler', () => {
-    expect(decideFailure(policy, facts(new RateLimitError('x'), 1))).toMatchObject({ kind: 'handoff', delayMs: 60_000 });
+    expect(decideFailure(policy, facts(new RateLimitError('x'), 1))).toMatchObject({
+      kind: 'handoff',
+      delayMs: 60_000,
+    });
   });
 
   it('lets Redrive-Max-Attempts override the class budget', () => {
-    expect(decideFailure(policy, facts(coded('ECONNRESET'), 2, { maxAttempts: 2 }))).toMatchObject({ kind: 'deadLetter', reason: 'retries_exhausted' });
+    expect(decideFailure(policy, facts(coded('ECONNRESET'), 2, { maxAttempts: 2 }))).toMatchObject({
+      kind: 'deadLetter',
+      reason: 'retries_exhausted',
+    });
     expect(decideFailure(policy, facts(new Error('x'), 5, { maxAttempts: 10 })).kind).toBe('handoff');
     expect(decideFailure(policy, facts(new Error('x'), 5)).kind).toBe('deadLetter');
   });
@@ -118,7 +144,9 @@ describe('decideFailure', () => {
     const custom = createRetryPolicy({ server: { maxRetries: 1 } }, { webhook: { server: { baseMs: 100 } } });
     expect(decideFailure(custom, facts(new HttpStatusError(500, 'u'), 1))).toMatchObject({ kind: 'nak', delayMs: 100 });
     expect(decideFailure(custom, facts(new HttpStatusError(500, 'u'), 2))).toMatchObject({ kind: 'deadLetter' });
-    expect(decideFailure(custom, { ...facts(new HttpStatusError(500, 'u'), 1), type: 'other' })).toMatchObject({ delayMs: 5000 });
+    expect(decideFailure(custom, { ...facts(new HttpStatusError(500, 'u'), 1), type: 'other' })).toMatchObject({
+      delayMs: 5000,
+    });
   });
 
   it('refuses overrides of classes that do not exist', () => {

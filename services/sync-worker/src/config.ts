@@ -8,7 +8,6 @@ import {
   natsEnv,
   natsSettingsFrom,
   optStr,
-  optUrl,
   parseEnv,
   port,
   runtimeEnv,
@@ -20,6 +19,7 @@ import {
 import { JOB_TYPE_PATTERN } from '@redrive/messaging';
 import { ERROR_CLASSES } from '@redrive/retry-policy';
 import { z } from 'zod';
+import { httpHandlerEnv, httpHandlerSettingsFrom } from './handlers/http.js';
 
 const classPolicy = z
   .object({
@@ -33,7 +33,9 @@ const classPolicy = z
   .partial()
   .strict();
 const classOverrides = z.partialRecord(z.enum(ERROR_CLASSES), classPolicy);
-const rateLimit = z.object({ perSecond: z.number().positive(), burst: z.number().int().positive().optional() }).strict();
+const rateLimit = z
+  .object({ perSecond: z.number().positive(), burst: z.number().int().positive().optional() })
+  .strict();
 
 export const workerEnv = z.object({
   ...natsEnv,
@@ -72,9 +74,7 @@ export const workerEnv = z.object({
   REDIS_URL: optStr(),
   /** Postgres for step checkpoints (ctx.step); without it ctx.step throws. */
   DATABASE_URL: optStr(),
-  /** Target of the built-in `http` handler; the handler is off without it. */
-  HTTP_TARGET_URL: optUrl(),
-  HTTP_TIMEOUT: duration('10s', { min: 10, max: MAX_TIMER_MS }),
+  ...httpHandlerEnv,
 });
 
 export function loadWorkerConfig(env: Env = process.env) {
@@ -108,7 +108,7 @@ export function loadWorkerConfig(env: Env = process.env) {
     completedTtlMs: e.WORKER_COMPLETED_TTL,
     redisUrl: e.REDIS_URL,
     databaseUrl: e.DATABASE_URL,
-    httpHandler: e.HTTP_TARGET_URL ? { targetUrl: e.HTTP_TARGET_URL, timeoutMs: e.HTTP_TIMEOUT } : undefined,
+    httpHandler: httpHandlerSettingsFrom(e),
   });
 }
 

@@ -75,6 +75,11 @@ interface Held {
 
 const decoder = new TextDecoder();
 
+// At shutdown a message is handed back with a short NAK delay rather than none: an immediate
+// redelivery can land on this worker's own pull requests before they are gone, and would then
+// sit unacknowledged for a whole ack wait. After this delay the process has left.
+const HAND_BACK_DELAY_MS = 1_000;
+
 function parsePayload(raw: Uint8Array): unknown {
   if (raw.byteLength === 0) return null;
   try {
@@ -96,6 +101,10 @@ export function createDispatcher(deps: DispatcherDeps) {
   const slots = new LaneSlots(deps.concurrency, deps.lowLaneEvery);
   const running = new Set<Delivery>();
   const held = new Set<Held>();
+  // Stream sequences this worker holds. nats-server 2.9 can deliver one message twice at once
+  // (after a NAK of the last message delivered to a pull request that ended); the copy that
+  // arrives while the first is held here is ignored, and the first one's ack settles both.
+  const holding = new Set<number>();
   const streams: ConsumerMessages[] = [];
   const loops: Promise<void>[] = [];
   const outcomes = createOutcomes({ js: deps.js, topology });
@@ -106,6 +115,7 @@ export function createDispatcher(deps: DispatcherDeps) {
   function settle(d: Delivery, how: 'ack' | 'nak' | 'term', arg?: number | string): boolean {
     if (d.settled) return false;
     d.settled = true;
+    holding.delete(d.msg.seq);
     if (how === 'ack') d.msg.ack();
     else if (how === 'nak') d.msg.nak(arg as number | undefined);
     // No reason: nats-server 2.9 silently ignores "+TERM <reason>" and leaves the message pending.
@@ -142,7 +152,7 @@ export function createDispatcher(deps: DispatcherDeps) {
     const granted = await slots.acquire(d.lane);
     if (!granted || stopping) {
       if (granted) slots.release();
-      settle(d, 'nak');
+      settle(d, 'nak', HAND_BACK_DELAY_MS);
       return;
     }
     start(d);
@@ -199,7 +209,9 @@ export function createDispatcher(deps: DispatcherDeps) {
     let attempt = m.info.deliveryCount;
     const pending: Promise<unknown>[] = [];
     const emit = (e: EventInput) => {
-      const p = deps.events.publish(e).catch((err: unknown) => logger.error({ err, jobId: e.jobId, kind: e.kind }, 'event not stored'));
+      const p = deps.events
+        .publish(e)
+        .catch((err: unknown) => logger.error({ err, jobId: e.jobId, kind: e.kind }, 'event not stored'));
       pending.push(p);
       return p;
     };
@@ -244,7 +256,14 @@ export function createDispatcher(deps: DispatcherDeps) {
         // The handler succeeded before but the ack was lost: do not run it again.
         settle(d, 'ack');
         metrics.processed.inc({ type: d.type, outcome: 'skipped' });
-        await emit({ kind: 'job.skipped', jobId: meta.jobId, type: d.type, attempt, traceId, reason: 'already_completed' });
+        await emit({
+          kind: 'job.skipped',
+          jobId: meta.jobId,
+          type: d.type,
+          attempt,
+          traceId,
+          reason: 'already_completed',
+        });
         log.info('job already completed, acked without running');
         return;
       }
@@ -288,8 +307,20 @@ export function createDispatcher(deps: DispatcherDeps) {
       });
       metrics.processed.inc({ type: d.type, outcome: decision.kind === 'deadLetter' ? 'dead_lettered' : 'retried' });
       metrics.duration.observe({ type: d.type, outcome: 'failed' }, durationMs / 1000);
-      const base = { jobId: meta.jobId, type: d.type, attempt, traceId, errorClass: decision.errorClass, error: classification.message };
-      await emit({ kind: 'attempt.failed', ...base, durationMs, ...('delayMs' in decision ? { delayMs: decision.delayMs } : {}) });
+      const base = {
+        jobId: meta.jobId,
+        type: d.type,
+        attempt,
+        traceId,
+        errorClass: decision.errorClass,
+        error: classification.message,
+      };
+      await emit({
+        kind: 'attempt.failed',
+        ...base,
+        durationMs,
+        ...('delayMs' in decision ? { delayMs: decision.delayMs } : {}),
+      });
       await act(d, decision, meta, attempt, base, log, emit, err);
     } finally {
       span.end();
@@ -331,7 +362,8 @@ export function createDispatcher(deps: DispatcherDeps) {
       progress: (value) => void emit({ kind: 'job.progress', ...base, data: value }),
       step: async <T>(name: string, fn: () => Promise<T> | T): Promise<T> => {
         const steps = deps.steps;
-        if (!steps) throw new Error(`ctx.step("${name}") needs DATABASE_URL: step results are checkpointed in Postgres`);
+        if (!steps)
+          throw new Error(`ctx.step("${name}") needs DATABASE_URL: step results are checkpointed in Postgres`);
         const saved = await steps.get(job.id, name);
         if (saved.found) {
           log.debug({ step: name }, 'step already completed, using its saved result');
@@ -343,7 +375,9 @@ export function createDispatcher(deps: DispatcherDeps) {
       },
     };
     try {
-      await context.with(ctx, () => Promise.race([Promise.resolve().then(() => handler.handle(job, jobCtx)), timedOut]));
+      await context.with(ctx, () =>
+        Promise.race([Promise.resolve().then(() => handler.handle(job, jobCtx)), timedOut]),
+      );
     } finally {
       clearTimeout(timer);
       clearInterval(heartbeat);
@@ -377,9 +411,17 @@ export function createDispatcher(deps: DispatcherDeps) {
           log.error({ err: publishErr }, 'hand-off to the scheduler failed; NAKed instead');
           return;
         }
-        await emit({ kind: 'retry.scheduled', ...base, delayMs: decision.delayMs, dueAt: decision.dueAt.toISOString() });
+        await emit({
+          kind: 'retry.scheduled',
+          ...base,
+          delayMs: decision.delayMs,
+          dueAt: decision.dueAt.toISOString(),
+        });
         settle(d, 'ack');
-        log.warn({ err, errorClass: decision.errorClass, dueAt: decision.dueAt }, 'job failed, retry handed to the scheduler');
+        log.warn(
+          { err, errorClass: decision.errorClass, dueAt: decision.dueAt },
+          'job failed, retry handed to the scheduler',
+        );
         return;
       case 'deadLetter':
         try {
@@ -411,16 +453,23 @@ export function createDispatcher(deps: DispatcherDeps) {
     for await (const m of messages) {
       if (stopping) {
         // Closing the iterator still yields what was already buffered: hand it straight back.
-        m.nak();
+        m.nak(HAND_BACK_DELAY_MS);
         continue;
       }
+      if (holding.has(m.seq)) {
+        metrics.duplicates.inc({ type });
+        logger.debug({ seq: m.seq, type }, 'ignored a second delivery of a message already held here');
+        continue;
+      }
+      holding.add(m.seq);
       // While this message waits for a slot it is ours: keep its ack timer from running out.
       const keepalive = setInterval(() => m.working(), keepaliveMs);
       const granted = await slots.acquire(lane);
       clearInterval(keepalive);
       if (!granted || stopping) {
         if (granted) slots.release();
-        m.nak();
+        holding.delete(m.seq);
+        m.nak(HAND_BACK_DELAY_MS);
         continue;
       }
       start({
@@ -469,7 +518,7 @@ export function createDispatcher(deps: DispatcherDeps) {
         clearTimeout(h.timer);
         clearInterval(h.keepalive);
         held.delete(h);
-        settle(h.delivery, 'nak', Math.max(0, h.dueAt - now()));
+        settle(h.delivery, 'nak', Math.max(HAND_BACK_DELAY_MS, h.dueAt - now()));
       }
       const pendingRuns = [...running];
       if (pendingRuns.length > 0) {
@@ -479,7 +528,7 @@ export function createDispatcher(deps: DispatcherDeps) {
       const unfinished = [...running];
       for (const r of unfinished) {
         r.abort.abort(new Error('worker shutting down'));
-        settle(r, 'nak');
+        settle(r, 'nak', HAND_BACK_DELAY_MS);
       }
       if (unfinished.length > 0) logger.warn({ handedBack: unfinished.length }, 'handed back unfinished jobs');
     },

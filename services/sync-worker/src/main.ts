@@ -16,7 +16,7 @@ import { closePool, createPool, createStepStore, migrate, type StepStore } from 
 import { createMetricsRegistry, startTelemetry } from '@redrive/telemetry';
 import { loadWorkerConfig } from './config.js';
 import { createDispatcher } from './dispatcher.js';
-import { createHttpHandler } from './handlers/http.js';
+import { createHttpHandlers } from './handlers/http.js';
 import { createWorkerMetrics } from './metrics.js';
 import { loadHandlers, selectTypes } from './registry.js';
 
@@ -31,13 +31,16 @@ await runService({
     const telemetry = startTelemetry({ serviceName: 'redrive-sync-worker' });
     stack.add('telemetry', () => telemetry.shutdown());
 
-    const builtins = config.httpHandler ? [createHttpHandler(config.httpHandler)] : [];
-    if (!config.httpHandler) logger.info('built-in http handler off: HTTP_TARGET_URL is not set');
+    const builtins = config.httpHandler ? createHttpHandlers(config.httpHandler) : [];
+    if (!config.httpHandler)
+      logger.info(
+        'built-in http handler off: set HTTP_TARGET_URL or HTTP_TARGETS, or HTTP_HANDLER=on for envelope-only jobs',
+      );
     const handlers = await loadHandlers(builtins, config.handlerModules);
     const types = selectTypes(handlers, config.types);
     if (types.length === 0) {
       throw new Error(
-        'no job types to serve: set WORKER_HANDLERS to handler modules or HTTP_TARGET_URL for the http handler',
+        'no job types to serve: set WORKER_HANDLERS to handler modules, or HTTP_TARGET_URL / HTTP_TARGETS / HTTP_HANDLER=on for the http handler',
       );
     }
 

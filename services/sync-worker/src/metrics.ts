@@ -22,6 +22,12 @@ export function createWorkerMetrics(registry: Registry) {
       help: 'Jobs this worker holds on a timer: a short retry delay or a limit',
       registers: [registry],
     }),
+    duplicates: new Counter({
+      name: 'redrive_worker_duplicate_deliveries_total',
+      help: 'Second deliveries of a message this worker already held, ignored',
+      labelNames: ['type'],
+      registers: [registry],
+    }),
     heldBack: new Counter({
       name: 'redrive_worker_jobs_held_back_total',
       help: 'Runs postponed by a rate or concurrency limit (not counted as attempts)',

@@ -8,7 +8,11 @@ export interface GuardsPort {
     mark(key: string, ttlMs: number): Promise<void>;
   };
   rateLimit: {
-    take(bucket: string, ratePerSec: number, burst: number): Promise<{ allowed: true } | { allowed: false; retryInMs: number }>;
+    take(
+      bucket: string,
+      ratePerSec: number,
+      burst: number,
+    ): Promise<{ allowed: true } | { allowed: false; retryInMs: number }>;
   };
   concurrency: {
     acquire(

@@ -346,6 +346,14 @@ function handlerFor(type: string, defaultTarget: string | undefined, rt: Handler
     // The worker's deadline comes a little after the delivery's own, so a slow target fails
     // as a timeout of this delivery (retried) with its URL, not as a handler that hung.
     timeoutMs: settings.timeoutMs + 1_000,
+    // Rate limits configured as "host:<hostname>" apply per target host, across job types.
+    rateLimitKeys: (job) => {
+      try {
+        return [`host:${outgoingOf(job, defaultTarget).url.hostname}`];
+      } catch {
+        return [];
+      }
+    },
     async handle(job, ctx): Promise<Delivered> {
       const out = outgoingOf(job, defaultTarget);
       const trace = traceHeadersOf(job);
