@@ -1,6 +1,3 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +6,8 @@ import {
   connectTestClient,
   deleteStreams,
   freePort,
+  readRecords,
+  recordFilePath,
   SHARED_NATS_URL,
   startService,
   uniquePrefix,
@@ -31,20 +30,13 @@ interface Run {
 
 const prefix = uniquePrefix('retry');
 const topology = new Topology({ prefix });
-const recordFile = join(mkdtempSync(join(tmpdir(), 'redrive-retry-')), 'runs.jsonl');
+const recordFile = recordFilePath('retry');
 let nc: NatsConnection;
 let jsm: JetStreamManager;
 let worker: ServiceProcess;
 let counter = 0;
 
-const runs = (id: string): Run[] =>
-  existsSync(recordFile)
-    ? readFileSync(recordFile, 'utf8')
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as Run)
-        .filter((r) => r.id === id)
-    : [];
+const runs = (id: string): Run[] => readRecords<Run>(recordFile, id);
 
 const workerEnv = (extra: Record<string, string> = {}) => ({
   NATS_URL: SHARED_NATS_URL,

@@ -1,7 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Redis } from 'ioredis';
@@ -14,9 +10,12 @@ import {
   freePort,
   SHARED_NATS_URL,
   startService,
+  readRecords,
+  recordFilePath,
+  startRedisServer,
   uniquePrefix,
   waitFor,
-  waitForPort,
+  type PrivateRedis,
   type ServiceProcess,
   type TestDatabase,
 } from '@redrive/test-support';
@@ -33,41 +32,15 @@ interface Run {
 
 const prefix = uniquePrefix('feat');
 const topology = new Topology({ prefix });
-const recordFile = join(mkdtempSync(join(tmpdir(), 'redrive-feat-')), 'runs.jsonl');
+const recordFile = recordFilePath('feat');
 let nc: NatsConnection;
 let jsm: JetStreamManager;
 let db: TestDatabase;
-let redisPort: number;
-let redis: ChildProcess | undefined;
+let redis: PrivateRedis;
 let worker: ServiceProcess;
 let counter = 0;
 
-const runs = (id: string): Run[] =>
-  existsSync(recordFile)
-    ? readFileSync(recordFile, 'utf8')
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as Run & { id: string })
-        .filter((r) => r.id === id)
-    : [];
-
-async function startRedis(): Promise<void> {
-  redis = spawn(
-    'redis-server',
-    ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: 'ignore' },
-  );
-  await waitForPort(redisPort);
-}
-
-async function stopRedis(): Promise<void> {
-  const r = redis;
-  redis = undefined;
-  if (!r || r.exitCode !== null) return;
-  const exited = new Promise((resolve) => r.once('exit', resolve));
-  r.kill('SIGKILL');
-  await exited;
-}
+const runs = (id: string): Run[] => readRecords<Run>(recordFile, id);
 
 async function submit(type: string, payload: unknown, jobId = `${type}-${++counter}-${prefix}`): Promise<string> {
   await publishJob(jetstream(nc), {
@@ -84,8 +57,7 @@ beforeAll(async () => {
   nc = await connectTestClient();
   jsm = await jetstreamManager(nc);
   db = await createTestDatabase('feat');
-  redisPort = await freePort();
-  await startRedis();
+  redis = await startRedisServer();
   worker = startService('sync-worker', {
     NATS_URL: SHARED_NATS_URL,
     REDRIVE_PREFIX: prefix,
@@ -93,7 +65,7 @@ beforeAll(async () => {
     WORKER_PORT: String(await freePort()),
     WORKER_HANDLERS: './test/fixtures/retry-handlers.mjs',
     WORKER_TYPES: 'steps,limited,flaky',
-    REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+    REDIS_URL: redis.url,
     DATABASE_URL: db.url,
     WORKER_RATE_LIMITS: JSON.stringify({ limited: { perSecond: 5 } }),
     RETRY_CLASSES: JSON.stringify({ network: { baseMs: 100, jitter: 0 } }),
@@ -103,7 +75,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await worker?.stop();
-  await stopRedis();
+  await redis?.kill();
   await deleteStreams(nc, prefix);
   await nc.close();
   await db?.drop();
@@ -151,7 +123,7 @@ describe('idempotency markers', () => {
       },
     );
     expect(runs(id)).toHaveLength(1);
-    const client = new Redis(redisPort, '127.0.0.1');
+    const client = new Redis(redis.port, '127.0.0.1');
     try {
       expect(await client.exists(`redrive:${prefix}:done:${id}`)).toBe(1);
     } finally {
@@ -162,7 +134,7 @@ describe('idempotency markers', () => {
 
 describe('Redis outage', () => {
   it('still completes jobs with Redis stopped, and counts the degradation', async () => {
-    await stopRedis();
+    await redis.kill();
     const ids: string[] = [];
     for (let i = 0; i < 10; i++) ids.push(await submit('limited', { i, down: true }));
     ids.push(await submit('flaky', { failTimes: 1 }));
@@ -173,6 +145,6 @@ describe('Redis outage', () => {
     const { port } = worker.logs.find((l) => l.msg === 'sync-worker running')!.address as { port: number };
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     expect(metrics).toMatch(/redrive_redis_degraded_total\{[^}]*feature="rate_limit"[^}]*\} [1-9]/);
-    await startRedis();
+    await redis.start();
   }, 40_000);
 });

@@ -10,3 +10,5 @@ export {
 } from './nats.js';
 export { createTestDatabase, SHARED_PG_URL, type TestDatabase } from './postgres.js';
 export { REPO_ROOT, startService, type LogLine, type ServiceProcess } from './services.js';
+export { readRecords, recordFilePath } from './records.js';
+export { startRedisServer, type PrivateRedis } from './redis.js';
