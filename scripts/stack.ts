@@ -24,7 +24,12 @@ const SERVICES: Record<string, { env: Record<string, string>; portVar?: string; 
     describe: 'HTTP API for producers: POST /v1/jobs, /metrics, /healthz, /readyz',
   },
   'sync-worker': {
-    env: { WORKER_PORT: '9090', WORKER_HANDLERS: './examples/handlers/hello.mjs' },
+    env: {
+      WORKER_PORT: '9090',
+      WORKER_HANDLERS: './examples/handlers/hello.mjs',
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/redrive',
+    },
     portVar: 'WORKER_PORT',
     describe: 'runs jobs; /metrics, /healthz, /readyz',
   },

@@ -12,7 +12,7 @@ import {
 } from '@redrive/messaging';
 import { createRetryPolicy } from '@redrive/retry-policy';
 import { createGuards, createRedisClient, type Guards } from '@redrive/guards';
-import { closePool, createPool, createStepStore, migrate, type StepStore } from '@redrive/store';
+import { closePool, createPool, createStepStore, ensureDatabase, migrate, type StepStore } from '@redrive/store';
 import { createMetricsRegistry, startTelemetry } from '@redrive/telemetry';
 import { loadWorkerConfig } from './config.js';
 import { createDispatcher } from './dispatcher.js';
@@ -70,6 +70,7 @@ await runService({
     }
     let steps: StepStore | undefined;
     if (config.databaseUrl) {
+      await ensureDatabase(config.databaseUrl, logger);
       // Several replicas may start at once: migrate() takes an advisory lock, so it runs once.
       await migrate({ url: config.databaseUrl, logger });
       const pool = createPool({ url: config.databaseUrl, applicationName: 'redrive-sync-worker', logger });
