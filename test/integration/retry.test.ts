@@ -1,3 +1,4 @@
+import { createServer } from 'node:http';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -45,6 +46,8 @@ const workerEnv = (extra: Record<string, string> = {}) => ({
   WORKER_HANDLERS: './test/fixtures/retry-handlers.mjs',
   RETRY_CLASSES: JSON.stringify({ network: { baseMs: 100, jitter: 0 }, server: { baseMs: 100, jitter: 0 } }),
   RETRY_HANDOFF_THRESHOLD: '10s',
+  HTTP_HANDLER: 'on',
+  HTTP_ALLOW_HOSTS: '127.0.0.1',
   ...extra,
 });
 
@@ -91,6 +94,23 @@ async function events(
     if (m && m.subject === topology.eventSubject(kind)) out.push(JSON.parse(new TextDecoder().decode(m.data)));
   }
   return out;
+}
+
+/** An HTTP target that answers with the scripted statuses in turn (the last one repeats). */
+async function startTarget(script: { status: number; headers?: Record<string, string> }[]) {
+  const hits: { at: number; body: string; webhookId: string | undefined }[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8').on('data', (c: string) => (body += c));
+    req.on('end', () => {
+      hits.push({ at: Date.now(), body, webhookId: req.headers['webhook-id'] as string | undefined });
+      const answer = script[Math.min(hits.length - 1, script.length - 1)]!;
+      res.writeHead(answer.status, answer.headers ?? {}).end();
+    });
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${port}/hook`, hits, close: () => server.close() };
 }
 
 beforeAll(async () => {
