@@ -230,6 +230,16 @@ describe('accepting jobs', () => {
     expect(stored?.subject).toBe(`${prefix}.jobs.high.known`);
     expect(stored?.header.get('Redrive-Job-Id')).toBe(body.jobId);
     expect(new TextDecoder().decode(stored?.data)).toBe('{"a":1}');
+    // …and the audit trail learns that it was accepted.
+    const last = await jsm.streams.getMessage(topology.streams.events, {
+      last_by_subj: topology.eventSubject('job.accepted'),
+    });
+    expect(JSON.parse(new TextDecoder().decode(last!.data))).toMatchObject({
+      kind: 'job.accepted',
+      jobId: body.jobId,
+      type: 'known',
+      attempt: 0,
+    });
   });
 
   it('accepts a batch with one result per job, in order', async () => {

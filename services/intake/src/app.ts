@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { createHttpApp, createKeyCheck, registerProbes } from '@redrive/http';
 import type { Logger } from '@redrive/lifecycle';
-import { streamProblems, type Topology } from '@redrive/messaging';
+import { createEventPublisher, streamProblems, type Topology } from '@redrive/messaging';
 import { Counter, Histogram, type Registry } from '@redrive/telemetry';
 import type { IntakeConfig } from './config.js';
 import { createConsumerDirectory } from './consumer-directory.js';
@@ -45,6 +45,8 @@ export async function buildIntakeApp(deps: IntakeDeps): Promise<FastifyInstance>
 
   const submitter = createSubmitter({
     js: deps.js,
+    events: createEventPublisher(deps.js, topology),
+    onEventError: (err, jobId) => logger.error({ err, jobId }, 'job.accepted event not stored'),
     topology,
     directory: createConsumerDirectory({ jsm: deps.jsm, stream: topology.streams.jobs, ttlMs: config.routesTtlMs }),
     maxPayloadBytes: config.maxPayloadBytes,

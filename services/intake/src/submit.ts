@@ -1,6 +1,6 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { HttpError } from '@redrive/http';
-import { PublishFailedError, publishJob, type Priority, type Topology } from '@redrive/messaging';
+import { PublishFailedError, publishJob, type EventPublisher, type Priority, type Topology } from '@redrive/messaging';
 import { SpanKind, SpanStatusCode, traceIdOf, tracer, trace, type Context } from '@redrive/telemetry';
 import { v7 as uuidv7 } from 'uuid';
 import type { ConsumerDirectory } from './consumer-directory.js';
@@ -35,6 +35,9 @@ export interface PreparedJob {
 
 export interface SubmitterDeps {
   js: JetStreamClient;
+  /** Records `job.accepted` in the audit trail; a failure is logged, not answered. */
+  events?: EventPublisher;
+  onEventError?: (err: unknown, jobId: string) => void;
   topology: Topology;
   directory: ConsumerDirectory;
   maxPayloadBytes: number;
@@ -117,6 +120,19 @@ export function createSubmitter(deps: SubmitterDeps) {
         duplicate: ack.duplicate,
         traceId: traceIdOf(ctx) ?? traceIdOf(parent) ?? '',
       };
+      if (!ack.duplicate && deps.events) {
+        // The job is stored: a lost audit event must not turn the 202 into an error.
+        await deps.events
+          .publish({
+            kind: 'job.accepted',
+            jobId: job.jobId,
+            type: job.type,
+            attempt: 0,
+            traceId: accepted.traceId,
+            data: { priority: job.priority, seq: ack.seq },
+          })
+          .catch((err: unknown) => deps.onEventError?.(err, job.jobId));
+      }
       deps.onAccepted?.(job, accepted);
       return accepted;
     } catch (err) {
