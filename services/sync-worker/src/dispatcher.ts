@@ -80,6 +80,9 @@ const decoder = new TextDecoder();
 // sit unacknowledged for a whole ack wait. After this delay the process has left.
 const HAND_BACK_DELAY_MS = 1_000;
 
+/** A run still going after this gets an attempt.started event of its own. */
+const STARTED_EVENT_AFTER_MS = 1_000;
+
 function parsePayload(raw: Uint8Array): unknown {
   if (raw.byteLength === 0) return null;
   try {
@@ -203,6 +206,7 @@ export function createDispatcher(deps: DispatcherDeps) {
   async function execute(d: Delivery): Promise<void> {
     const m = d.msg;
     const started = performance.now();
+    let startedAt = new Date();
     const parent = ensureTraceContext(extractTraceContext((name) => m.headers?.get(name) || undefined));
     const traceId = traceIdOf(parent) ?? '';
     let meta: JobHeaders = { jobId: `${topology.streams.jobs}:${m.seq}`, attempt: 0 };
@@ -277,13 +281,32 @@ export function createDispatcher(deps: DispatcherDeps) {
       }
       release = limited?.release;
 
-      void emit({ kind: 'attempt.started', jobId: meta.jobId, type: d.type, attempt, traceId });
+      // Most attempts end within moments, and their end event carries the start time, so a
+      // separate attempt.started event (one more stored publish per job) is only sent for a
+      // run that is still going after STARTED_EVENT_AFTER_MS, where an operator wants to see it.
+      startedAt = new Date();
+      const startedTimer = setTimeout(
+        () => void emit({ kind: 'attempt.started', jobId: meta.jobId, type: d.type, attempt, traceId, at: startedAt }),
+        STARTED_EVENT_AFTER_MS,
+      );
       log.debug({ seq: m.seq, deliveries: m.info.deliveryCount }, 'job started');
-      await runHandler(d, handler, job, ctx, log, emit);
+      try {
+        await runHandler(d, handler, job, ctx, log, emit);
+      } finally {
+        clearTimeout(startedTimer);
+      }
 
       const durationMs = Math.round(performance.now() - started);
       await deps.guards?.completed.mark(meta.jobId, deps.completedTtlMs);
-      await emit({ kind: 'attempt.succeeded', jobId: meta.jobId, type: d.type, attempt, traceId, durationMs });
+      await emit({
+        kind: 'attempt.succeeded',
+        jobId: meta.jobId,
+        type: d.type,
+        attempt,
+        traceId,
+        durationMs,
+        data: { startedAt: startedAt.toISOString() },
+      });
       await Promise.all(pending);
       if (settle(d, 'ack')) {
         metrics.processed.inc({ type: d.type, outcome: 'succeeded' });

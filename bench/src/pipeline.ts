@@ -1,0 +1,147 @@
+// Redrive's full path: jobs in (straight to NATS, or over HTTP in batches), a no-op handler
+// in sync-worker, acks and lifecycle events; completion is seen on events.attempt.succeeded.
+import { jetstream } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { publishJob, Topology } from '@redrive/messaging';
+import { deleteStreams, SHARED_NATS_URL, uniquePrefix } from '@redrive/test-support';
+import { startBenchService, type BenchService } from './services.js';
+import { atRate, percentile, round, sleep } from './stats.js';
+
+export interface PipelineRun {
+  nc: NatsConnection;
+  topology: Topology;
+  services: BenchService[];
+  intakePort?: number;
+  /** Resolves when `count` jobs have succeeded; records when each job id succeeded. */
+  successes(count: number): { done: Promise<void>; at: Map<string, number> };
+  peakRssMb(): Record<string, number>;
+  close(): Promise<void>;
+}
+
+export async function startPipeline(
+  nc: NatsConnection,
+  opts: { http: boolean; concurrency: number },
+): Promise<PipelineRun> {
+  const prefix = uniquePrefix('bench');
+  const topology = new Topology({ prefix });
+  const common = { NATS_URL: SHARED_NATS_URL, REDRIVE_PREFIX: prefix };
+  const services: BenchService[] = [];
+  services.push(
+    await startBenchService('sync-worker', {
+      ...common,
+      WORKER_HANDLERS: './test/fixtures/noop-handler.mjs',
+      WORKER_CONCURRENCY: String(opts.concurrency),
+      WORKER_MAX_ACK_PENDING: '20000',
+    }),
+  );
+  if (opts.http) services.push(await startBenchService('intake', { ...common, INTAKE_MAX_BATCH: '1000' }));
+  const peaks: Record<string, number> = {};
+  const sampler = setInterval(() => {
+    for (const s of services) peaks[s.name] = Math.max(peaks[s.name] ?? 0, s.rssMb());
+  }, 200);
+  return {
+    nc,
+    topology,
+    services,
+    ...(opts.http ? { intakePort: services[1]!.port } : {}),
+    successes(count) {
+      const at = new Map<string, number>();
+      const sub = nc.subscribe(topology.eventSubject('attempt.succeeded'));
+      const done = (async () => {
+        for await (const m of sub) {
+          at.set((m.json() as { jobId: string }).jobId, performance.now());
+          if (at.size >= count) break;
+        }
+      })();
+      return { done, at };
+    },
+    peakRssMb: () => ({ ...peaks }),
+    async close() {
+      clearInterval(sampler);
+      for (const s of [...services].reverse()) await s.stop();
+      await deleteStreams(nc, prefix);
+    },
+  };
+}
+
+/** Jobs per second through the whole path, published straight to JOBS (PubAck pipelined). */
+export async function pipelineNatsThroughput(run: PipelineRun, count: number, size: number): Promise<number> {
+  const js = jetstream(run.nc);
+  const body = new TextEncoder().encode(JSON.stringify({ pad: 'x'.repeat(Math.max(0, size - 10)) }));
+  const { done } = run.successes(count);
+  await run.nc.flush();
+  const started = performance.now();
+  const inflight = new Set<Promise<unknown>>();
+  for (let i = 0; i < count; i++) {
+    const id = `n${i}`;
+    const p = publishJob(js, {
+      subject: run.topology.jobSubject('normal', 'noop'),
+      payload: body,
+      jobId: id,
+      msgId: id,
+      attempt: 0,
+    }).finally(() => inflight.delete(p));
+    inflight.add(p);
+    if (inflight.size >= 1_000) await Promise.race(inflight);
+  }
+  await done;
+  return round(count / ((performance.now() - started) / 1000), 0);
+}
+
+/** Jobs per second submitted over HTTP in batches of `batch`, `parallel` requests at a time. */
+export async function pipelineHttpThroughput(
+  run: PipelineRun,
+  count: number,
+  size: number,
+  batch = 100,
+  parallel = 4,
+): Promise<number> {
+  const payload = { pad: 'x'.repeat(Math.max(0, size - 10)) };
+  const { done } = run.successes(count);
+  await run.nc.flush();
+  const started = performance.now();
+  let next = 0;
+  const sender = async () => {
+    while (next < count) {
+      const n = Math.min(batch, count - next);
+      next += n;
+      const res = await fetch(`http://127.0.0.1:${run.intakePort}/v1/jobs:batch`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ jobs: Array.from({ length: n }, () => ({ type: 'noop', payload })) }),
+      });
+      if (res.status !== 202) throw new Error(`batch answered ${res.status}: ${await res.text()}`);
+    }
+  };
+  await Promise.all(Array.from({ length: parallel }, sender));
+  await done;
+  return round(count / ((performance.now() - started) / 1000), 0);
+}
+
+/** End-to-end latency (publish → handler succeeded event) at a fixed offered load. */
+export async function pipelineLatency(run: PipelineRun, count: number, rate: number, size: number) {
+  const js = jetstream(run.nc);
+  const body = new TextEncoder().encode(JSON.stringify({ pad: 'x'.repeat(Math.max(0, size - 10)) }));
+  const { done, at } = run.successes(count);
+  await run.nc.flush();
+  await sleep(200);
+  const sent = new Map<string, number>();
+  await atRate(count, rate, (i) => {
+    const id = `l${i}`;
+    sent.set(id, performance.now());
+    void publishJob(js, {
+      subject: run.topology.jobSubject('normal', 'noop'),
+      payload: body,
+      jobId: id,
+      msgId: id,
+      attempt: 0,
+    });
+  });
+  await done;
+  const latencies = [...sent].map(([id, t]) => at.get(id)! - t);
+  return {
+    p50: round(percentile(latencies, 50), 2),
+    p99: round(percentile(latencies, 99), 2),
+    max: round(percentile(latencies, 100), 2),
+  };
+}

@@ -1,0 +1,25 @@
+/** One measured figure, with the baseline it is compared against in the same run. */
+export interface Figure {
+  name: string;
+  metric: string;
+  unit: string;
+  value: number;
+  baseline?: { name: string; value: number };
+  ratio?: number;
+  /** The target the issue sets, as a ratio (throughput) or an absolute bound (latency, memory). */
+  target?: number;
+  note?: string;
+}
+
+export function figure(f: Omit<Figure, 'ratio'>): Figure {
+  const ratio = f.baseline && f.baseline.value !== 0 ? Math.round((f.value / f.baseline.value) * 100) / 100 : undefined;
+  return { ...f, ...(ratio !== undefined ? { ratio } : {}) };
+}
+
+export function printFigure(f: Figure): void {
+  const base = f.baseline ? `  vs ${f.baseline.name} ${f.baseline.value} ${f.unit}  ratio ${f.ratio}` : '';
+  const target = f.target !== undefined ? `  (target ${f.target})` : '';
+  console.log(
+    `${f.name.padEnd(22)} ${f.metric.padEnd(12)} ${String(f.value).padStart(9)} ${f.unit}${base}${target}${f.note ? `  ${f.note}` : ''}`,
+  );
+}
