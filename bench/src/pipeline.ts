@@ -2,7 +2,7 @@
 // in sync-worker, acks and lifecycle events; completion is seen on events.attempt.succeeded.
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { publishJob, Topology } from '@redrive/messaging';
+import { decodeEvents, publishJob, Topology } from '@redrive/messaging';
 import { deleteStreams, SHARED_NATS_URL, uniquePrefix } from '@redrive/test-support';
 import { startBenchService, type BenchService } from './services.js';
 import { atRate, percentile, round, sleep } from './stats.js';
@@ -49,7 +49,8 @@ export async function startPipeline(
       const sub = nc.subscribe(topology.eventSubject('attempt.succeeded'));
       const done = (async () => {
         for await (const m of sub) {
-          at.set((m.json() as { jobId: string }).jobId, performance.now());
+          const now = performance.now();
+          for (const e of decodeEvents(m.data)) at.set(e.jobId, now);
           if (at.size >= count) break;
         }
       })();

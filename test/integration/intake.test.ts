@@ -3,7 +3,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureConsumer, ensureStreams, Topology } from '@redrive/messaging';
+import { decodeEvents, ensureConsumer, ensureStreams, Topology } from '@redrive/messaging';
 import { createMetricsRegistry } from '@redrive/telemetry';
 import { connectTestClient, deleteStreams, SHARED_NATS_URL, uniquePrefix } from '@redrive/test-support';
 import { buildIntakeApp } from '../../services/intake/src/app.js';
@@ -234,7 +234,7 @@ describe('accepting jobs', () => {
     const last = await jsm.streams.getMessage(topology.streams.events, {
       last_by_subj: topology.eventSubject('job.accepted'),
     });
-    expect(JSON.parse(new TextDecoder().decode(last!.data))).toMatchObject({
+    expect(decodeEvents(last!.data).at(-1)).toMatchObject({
       kind: 'job.accepted',
       jobId: body.jobId,
       type: 'known',

@@ -2,7 +2,14 @@ import { createServer } from 'node:http';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureConsumer, ensureStreams, publishJob, readDeadLetterHeaders, Topology } from '@redrive/messaging';
+import {
+  decodeEvents,
+  ensureConsumer,
+  ensureStreams,
+  publishJob,
+  readDeadLetterHeaders,
+  Topology,
+} from '@redrive/messaging';
 import {
   connectTestClient,
   deleteStreams,
@@ -91,7 +98,7 @@ async function events(
   const out = [];
   for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
     const m = await jsm.streams.getMessage(topology.streams.events, { seq }).catch(() => null);
-    if (m && m.subject === topology.eventSubject(kind)) out.push(JSON.parse(new TextDecoder().decode(m.data)));
+    if (m && m.subject === topology.eventSubject(kind)) out.push(...decodeEvents(m.data));
   }
   return out;
 }

@@ -36,23 +36,61 @@ export interface LifecycleEvent {
 
 export type EventInput = Omit<LifecycleEvent, 'id' | 'at'> & { at?: Date };
 
+interface Pending {
+  event: LifecycleEvent;
+  resolve: (e: LifecycleEvent) => void;
+  reject: (err: unknown) => void;
+}
+
 /**
- * Publishes lifecycle events and resolves when JetStream has stored them. The event id is
- * the message id, so a publish retried after a lost PubAck is stored once.
+ * Publishes lifecycle events and resolves when JetStream has stored them. Events of one kind
+ * are batched naturally: the first goes out at once, and those that arrive while its PubAck
+ * is awaited go out together as one message whose body is a JSON array (a single event is a
+ * JSON object), so a busy worker stores one message for many jobs instead of one each.
+ * Every event keeps its unique id, and a message id makes a retried publish a no-op.
  */
-export function createEventPublisher(js: JetStreamClient, topology: Topology) {
+export function createEventPublisher(js: JetStreamClient, topology: Topology, opts: { maxBatch?: number } = {}) {
   const encoder = new TextEncoder();
+  const maxBatch = opts.maxBatch ?? 256;
+  const queues = new Map<string, Pending[]>();
+  const busy = new Set<string>();
+
+  async function flush(subject: string): Promise<void> {
+    const queue = queues.get(subject);
+    if (busy.has(subject) || !queue || queue.length === 0) return;
+    const batch = queue.splice(0, maxBatch);
+    busy.add(subject);
+    try {
+      const body = batch.length === 1 ? batch[0]!.event : batch.map((p) => p.event);
+      await js.publish(subject, encoder.encode(JSON.stringify(body)), { msgID: batch[0]!.event.id, timeout: 5_000 });
+      for (const p of batch) p.resolve(p.event);
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+    } finally {
+      busy.delete(subject);
+      void flush(subject);
+    }
+  }
+
   return {
-    async publish(input: EventInput): Promise<LifecycleEvent> {
+    publish(input: EventInput): Promise<LifecycleEvent> {
       const { at, ...rest } = input;
       const event: LifecycleEvent = { id: uuidv7(), at: (at ?? new Date()).toISOString(), ...rest };
-      await js.publish(topology.eventSubject(event.kind), encoder.encode(JSON.stringify(event)), {
-        msgID: event.id,
-        timeout: 5_000,
+      const subject = topology.eventSubject(event.kind);
+      return new Promise<LifecycleEvent>((resolve, reject) => {
+        let queue = queues.get(subject);
+        if (!queue) queues.set(subject, (queue = []));
+        queue.push({ event, resolve, reject });
+        void flush(subject);
       });
-      return event;
     },
   };
+}
+
+/** The events in one EVENTS message: a single event object, or an array of them. */
+export function decodeEvents(data: Uint8Array): LifecycleEvent[] {
+  const parsed = JSON.parse(new TextDecoder().decode(data)) as LifecycleEvent | LifecycleEvent[];
+  return Array.isArray(parsed) ? parsed : [parsed];
 }
 
 export type EventPublisher = ReturnType<typeof createEventPublisher>;

@@ -17,6 +17,12 @@ export const H = {
   attempts: 'Redrive-Attempts',
   /** On schedule.* requests: when the scheduler should publish the job back. */
   dueAt: 'Redrive-Due-At',
+  /** On schedule.* requests the schedule's id; on every job the scheduler fires, the schedule that fired it. */
+  scheduleId: 'Redrive-Schedule-Id',
+  /** On a fired job: which fire of its schedule it is (1 for the first). */
+  scheduleFire: 'Redrive-Schedule-Fire',
+  /** On schedule.repeat requests: the repeat specification as JSON ({"every": ms} or {"cron", "tz"}, …). */
+  repeat: 'Redrive-Repeat',
 } as const;
 
 export const DEAD_LETTER_REASONS = ['non_retryable', 'retries_exhausted', 'max_deliveries', 'terminated'] as const;

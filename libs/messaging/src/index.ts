@@ -35,9 +35,28 @@ export {
 } from './topology.js';
 export {
   createEventPublisher,
+  decodeEvents,
   EVENT_KINDS,
   type EventInput,
   type EventKind,
   type EventPublisher,
   type LifecycleEvent,
 } from './events.js';
+export {
+  createSchedulerClient,
+  publishScheduleRequest,
+  requestStopRepeat,
+  SCHEDULE_REQUEST_KINDS,
+  SCHEDULER_ERROR_CODES,
+  SchedulerApiError,
+  SchedulerUnavailableError,
+  STOP_REPEAT_REASON,
+  type ScheduleJobRequest,
+  type ScheduleListPage,
+  type ScheduleListQuery,
+  type SchedulerClient,
+  type SchedulerErrorCode,
+  type SchedulerReply,
+  type ScheduleRequestKind,
+  type ScheduleView,
+} from './schedule.js';

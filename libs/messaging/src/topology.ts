@@ -100,6 +100,14 @@ export class Topology {
     return `${this.subjectPrefix}schedule.${kind}`;
   }
 
+  /**
+   * The retry-scheduler's request/reply API (`scheduler.<op>`: list, get, cancel). Plain core
+   * NATS subjects outside every stream: a stream capturing them would answer requests itself.
+   */
+  schedulerApiSubject(op: 'list' | 'get' | 'cancel'): string {
+    return `${this.subjectPrefix}scheduler.${op}`;
+  }
+
   /** The durable consumer that serves one job type in one priority lane. */
   workerConsumerName(priority: Priority, type: string): string {
     return `worker-${priority}-${type}`;
