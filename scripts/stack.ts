@@ -33,6 +33,21 @@ const SERVICES: Record<string, { env: Record<string, string>; portVar?: string; 
     portVar: 'WORKER_PORT',
     describe: 'runs jobs; /metrics, /healthz, /readyz',
   },
+  'retry-scheduler': {
+    env: { SCHEDULER_PORT: '9091', DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/redrive' },
+    portVar: 'SCHEDULER_PORT',
+    describe: 'delays, long retries, repeat and cron schedules; /metrics, /healthz, /readyz',
+  },
+  'dlq-manager': {
+    env: {
+      DLQ_PORT: '8081',
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/redrive',
+      // A local-only operator token; real deployments set their own DLQ_TOKENS.
+      DLQ_TOKENS: '[{"name":"dev","role":"operator","token":"redrive-dev-operator-token"}]',
+    },
+    portVar: 'DLQ_PORT',
+    describe: 'dead letters, audit trail, admin API /v1/admin (Bearer redrive-dev-operator-token)',
+  },
 };
 
 const STOP_TIMEOUT_MS = 30_000;

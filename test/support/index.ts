@@ -12,3 +12,5 @@ export { createTestDatabase, SHARED_PG_URL, type TestDatabase } from './postgres
 export { REPO_ROOT, startService, type LogLine, type ServiceProcess } from './services.js';
 export { readRecords, recordFilePath } from './records.js';
 export { startRedisServer, type PrivateRedis } from './redis.js';
+export { startFaultProxy, type FaultProxy } from './proxy.js';
+export { streamMessages } from './streams.js';

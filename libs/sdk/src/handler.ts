@@ -29,6 +29,12 @@ export interface JobContext {
    * returns the saved result instead of running again. Results must be JSON.
    */
   step<T>(name: string, fn: () => Promise<T> | T): Promise<T>;
+  /**
+   * Ends the repeating schedule that fired this job: the scheduler fires it no more (a fire
+   * already published still runs). Does nothing for a job no schedule fired. The request is
+   * sent at once; if it is lost, the next fire runs the handler, which can ask again.
+   */
+  stopRepeat(): void;
 }
 
 export type HandlerFn<P = unknown> = (job: Job<P>, ctx: JobContext) => unknown;

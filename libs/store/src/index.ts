@@ -1,6 +1,6 @@
 export { DEFAULT_DATABASE_URL, databaseEnv, postgresUrl } from './config.js';
 export { ensureDatabase } from './database.js';
-export { StoreUnavailableError } from './errors.js';
+export { isConnectionFailure, rethrowUnavailable, StoreUnavailableError } from './errors.js';
 export { migrate, MIGRATIONS_TABLE, type MigrateOptions } from './migrate.js';
 export { closePool, createPool, type Pool, type PoolSettings } from './pool.js';
 export { createStepStore, type StepLookup, type StepStore } from './steps.js';

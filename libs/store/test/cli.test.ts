@@ -1,8 +1,16 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { REPO_ROOT, SHARED_PG_URL } from '@redrive/test-support';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import { MIGRATIONS_DIR } from '../src/migrate.js';
+
+// Every migration shipped, in order.
+const ALL = readdirSync(MIGRATIONS_DIR)
+  .filter((f) => /^\d{4}_.*\.sql$/.test(f))
+  .sort()
+  .map((f) => f.replace(/\.sql$/, ''));
 
 interface Run {
   code: number | null;
@@ -53,7 +61,7 @@ describe('pnpm migrate', () => {
     await admin((c) => c.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`));
   });
 
-  it('creates a missing database, applies migration 0001, and says so', async () => {
+  it('creates a missing database, applies every migration from 0001 on, and says so', async () => {
     const first = await runMigrate(url.toString());
 
     expect(first.stderr).toBe('');
@@ -61,13 +69,14 @@ describe('pnpm migrate', () => {
     expect(messages(first.stdout)).toEqual([
       `migrating ${name} on ${where}`,
       `database "${name}" did not exist; created it`,
-      'applied 1 migration(s): 0001_job_steps',
+      `applied ${ALL.length} migration(s): ${ALL.join(', ')}`,
     ]);
     const target = new pg.Client({ connectionString: url.toString() });
     await target.connect();
     try {
-      const { rows } = await target.query<{ name: string }>('SELECT name FROM redrive_migrations');
-      expect(rows).toEqual([{ name: '0001_job_steps' }]);
+      const { rows } = await target.query<{ name: string }>('SELECT name FROM redrive_migrations ORDER BY id');
+      expect(ALL[0]).toBe('0001_job_steps');
+      expect(rows).toEqual(ALL.map((n) => ({ name: n })));
     } finally {
       await target.end();
     }

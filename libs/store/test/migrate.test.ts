@@ -2,8 +2,15 @@ import { createTestDatabase, waitFor, type TestDatabase } from '@redrive/test-su
 import { closePool, createPool, migrate, MIGRATIONS_TABLE } from '@redrive/store';
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MIGRATION_LOCK_ID } from '../src/migrate.js';
+import { readdirSync } from 'node:fs';
+import { MIGRATION_LOCK_ID, MIGRATIONS_DIR } from '../src/migrate.js';
 import { memoryLogger } from './logger.js';
+
+// Every migration shipped, in order: the tests hold for whatever migrations exist.
+const ALL = readdirSync(MIGRATIONS_DIR)
+  .filter((f) => /^\d{4}_.*\.sql$/.test(f))
+  .sort()
+  .map((f) => f.replace(/\.sql$/, ''));
 
 async function query<T extends pg.QueryResultRow>(url: string, text: string, values: unknown[] = []): Promise<T[]> {
   const client = new pg.Client({ connectionString: url });
@@ -33,9 +40,10 @@ describe('migrate', () => {
     const { logger, lines } = memoryLogger();
 
     const applied = await migrate({ url: db.url, logger });
+    expect(ALL[0]).toBe('0001_job_steps');
 
-    expect(applied).toEqual(['0001_job_steps']);
-    expect(await appliedNames(db.url)).toEqual(['0001_job_steps']);
+    expect(applied).toEqual(ALL);
+    expect(await appliedNames(db.url)).toEqual(ALL);
     const columns = await query<{ column_name: string; data_type: string; is_nullable: string }>(
       db.url,
       `SELECT column_name, data_type, is_nullable FROM information_schema.columns
@@ -56,7 +64,7 @@ describe('migrate', () => {
         WHERE i.indrelid = 'job_steps'::regclass AND i.indisprimary`,
     );
     expect(pk?.columns).toBe('job_id,step');
-    expect(lines.some((l) => l.msg === 'applied 1 migration(s): 0001_job_steps')).toBe(true);
+    expect(lines.some((l) => l.msg === `applied ${ALL.length} migration(s): ${ALL.join(', ')}`)).toBe(true);
   });
 
   it('applies nothing when run a second time', async () => {
@@ -64,7 +72,7 @@ describe('migrate', () => {
     await migrate({ url: db.url, logger });
 
     expect(await migrate({ url: db.url, logger })).toEqual([]);
-    expect(await appliedNames(db.url)).toEqual(['0001_job_steps']);
+    expect(await appliedNames(db.url)).toEqual(ALL);
   });
 
   it('applies each migration once when three replicas migrate the same fresh database at once', async () => {
@@ -72,9 +80,9 @@ describe('migrate', () => {
 
     const results = await Promise.all([1, 2, 3].map(() => migrate({ url: db.url, logger })));
 
-    expect(results.flat()).toEqual(['0001_job_steps']);
+    expect(results.flat()).toEqual(ALL);
     expect(results.filter((r) => r.length === 0)).toHaveLength(2);
-    expect(await appliedNames(db.url)).toEqual(['0001_job_steps']);
+    expect(await appliedNames(db.url)).toEqual(ALL);
   });
 
   it('waits while another replica holds the migration lock instead of failing', async () => {
@@ -101,7 +109,7 @@ describe('migrate', () => {
 
       await holder.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]);
 
-      expect(await waiting).toEqual(['0001_job_steps']);
+      expect(await waiting).toEqual(ALL);
     } finally {
       await holder.end();
     }
@@ -111,7 +119,7 @@ describe('migrate', () => {
     const { logger } = memoryLogger();
     const pool = createPool({ url: db.url, max: 1, statementTimeoutMs: 12_345, logger });
     try {
-      expect(await migrate({ pool, logger })).toEqual(['0001_job_steps']);
+      expect(await migrate({ pool, logger })).toEqual(ALL);
 
       // max: 1, so this is the very connection migrate() used.
       const { rows } = await pool.query<{ statement_timeout: string }>('SHOW statement_timeout');

@@ -2,11 +2,12 @@ import type { FastifyInstance } from 'fastify';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { createHttpApp, createKeyCheck, registerProbes } from '@redrive/http';
 import type { Logger } from '@redrive/lifecycle';
-import { createEventPublisher, streamProblems, type Topology } from '@redrive/messaging';
+import { createEventPublisher, streamProblems, type SchedulerClient, type Topology } from '@redrive/messaging';
 import { Counter, Histogram, type Registry } from '@redrive/telemetry';
 import type { IntakeConfig } from './config.js';
 import { createConsumerDirectory } from './consumer-directory.js';
 import { jobRoutes } from './routes/jobs.js';
+import { scheduleRoutes } from './routes/schedules.js';
 import { createSubmitter } from './submit.js';
 
 export interface IntakeDeps {
@@ -16,6 +17,8 @@ export interface IntakeDeps {
   topology: Topology;
   registry: Registry;
   logger: Logger;
+  /** The retry-scheduler's API behind /v1/schedules; without it those routes answer 503. */
+  scheduler?: SchedulerClient;
 }
 
 /** Builds the intake HTTP API; listening is the caller's business (tests use inject). */
@@ -51,6 +54,7 @@ export async function buildIntakeApp(deps: IntakeDeps): Promise<FastifyInstance>
     directory: createConsumerDirectory({ jsm: deps.jsm, stream: topology.streams.jobs, ttlMs: config.routesTtlMs }),
     maxPayloadBytes: config.maxPayloadBytes,
     publishTimeoutMs: config.publishTimeoutMs,
+    handoffThresholdMs: config.handoffThresholdMs,
     onAccepted: (job, a) => {
       accepted.inc({ type: job.type, priority: job.priority, duplicate: String(a.duplicate) });
       logger.info(
@@ -84,5 +88,6 @@ export async function buildIntakeApp(deps: IntakeDeps): Promise<FastifyInstance>
     maxBatch: config.maxBatch,
     maxBatchBytes: config.maxBatchBytes,
   });
+  await app.register(scheduleRoutes, { scheduler: deps.scheduler, authorize: createKeyCheck(config.apiKeys) });
   return app;
 }

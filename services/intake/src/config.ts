@@ -4,6 +4,7 @@ import {
   freezeConfig,
   int,
   list,
+  MAX_TIMER_MS,
   natsEnv,
   natsSettingsFrom,
   parseEnv,
@@ -30,6 +31,10 @@ export const intakeEnv = z.object({
   INTAKE_PUBLISH_TIMEOUT: duration('5s', { min: 100 }),
   /** How long the list of job types that have a worker is trusted before it is read again. */
   INTAKE_ROUTES_TTL: duration('5s'),
+  /** Delays longer than this go to the retry-scheduler; shorter ones wait on JOBS (the worker's threshold too). */
+  RETRY_HANDOFF_THRESHOLD: duration('30s', { min: 0, max: MAX_TIMER_MS }),
+  /** How long to wait for the retry-scheduler to answer /v1/schedules requests. */
+  INTAKE_SCHEDULER_TIMEOUT: duration('5s', { min: 100 }),
 });
 
 export function loadIntakeConfig(env: Env = process.env) {
@@ -46,6 +51,8 @@ export function loadIntakeConfig(env: Env = process.env) {
     maxBatchBytes: e.INTAKE_MAX_BATCH_BYTES,
     publishTimeoutMs: e.INTAKE_PUBLISH_TIMEOUT,
     routesTtlMs: e.INTAKE_ROUTES_TTL,
+    handoffThresholdMs: e.RETRY_HANDOFF_THRESHOLD,
+    schedulerTimeoutMs: e.INTAKE_SCHEDULER_TIMEOUT,
   });
 }
 

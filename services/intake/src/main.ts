@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { createLogger, loadConfigOrExit, runService, ShutdownStack } from '@redrive/lifecycle';
-import { connectNats, ensureStreams, Topology } from '@redrive/messaging';
+import { connectNats, createSchedulerClient, ensureStreams, Topology } from '@redrive/messaging';
 import { createMetricsRegistry, startTelemetry } from '@redrive/telemetry';
 import { buildIntakeApp } from './app.js';
 import { loadIntakeConfig } from './config.js';
@@ -33,6 +33,7 @@ await runService({
       topology,
       registry: createMetricsRegistry('intake'),
       logger,
+      scheduler: createSchedulerClient(nc, topology, { timeoutMs: config.schedulerTimeoutMs }),
     });
     await app.listen({ host: config.http.host, port: config.http.port });
     // Closing the server first stops new submissions and lets in-flight ones get their PubAck.

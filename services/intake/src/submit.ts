@@ -1,9 +1,10 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { HttpError } from '@redrive/http';
-import { PublishFailedError, publishJob, type EventPublisher, type Priority, type Topology } from '@redrive/messaging';
+import { PublishFailedError, type EventPublisher, type Priority, type Topology } from '@redrive/messaging';
 import { SpanKind, SpanStatusCode, traceIdOf, tracer, trace, type Context } from '@redrive/telemetry';
 import { v7 as uuidv7 } from 'uuid';
 import type { ConsumerDirectory } from './consumer-directory.js';
+import { decideTiming, dueOf, publishTimed, TimingError, type Timing } from './timing.js';
 
 /** A job as a producer submits it (already schema-validated). */
 export interface JobRequest {
@@ -12,6 +13,12 @@ export interface JobRequest {
   priority?: Priority;
   idempotencyKey?: string;
   maxAttempts?: number;
+  /** Run this many milliseconds from now. */
+  delay?: number;
+  /** Run at this RFC 3339 time. */
+  runAt?: string;
+  /** Run repeatedly: {every | cron, tz, limit, until, missed}. */
+  repeat?: Record<string, unknown>;
 }
 
 export interface Accepted {
@@ -20,6 +27,10 @@ export interface Accepted {
   seq: number;
   duplicate: boolean;
   traceId: string;
+  /** For a job handed to the scheduler (a long delay, a repeat): the schedule to list or cancel. */
+  scheduleId?: string;
+  /** When a delayed job (or a repeat's first fire) is due. */
+  runAt?: string;
 }
 
 /** A job encoded for the wire and checked, but not yet published. */
@@ -31,6 +42,8 @@ export interface PreparedJob {
   priority: Priority;
   payload: Uint8Array;
   maxAttempts?: number;
+  timing: Timing;
+  scheduleId?: string;
 }
 
 export interface SubmitterDeps {
@@ -42,6 +55,8 @@ export interface SubmitterDeps {
   directory: ConsumerDirectory;
   maxPayloadBytes: number;
   publishTimeoutMs: number;
+  /** Delays longer than this go to the retry-scheduler; shorter ones wait on JOBS. */
+  handoffThresholdMs: number;
   onAccepted?: (job: PreparedJob, accepted: Accepted) => void;
 }
 
@@ -53,6 +68,13 @@ export function createSubmitter(deps: SubmitterDeps) {
   const encoder = new TextEncoder();
 
   async function prepare(req: JobRequest, where = 'payload'): Promise<PreparedJob> {
+    let timing: Timing;
+    try {
+      timing = decideTiming(req, { now: new Date(), handoffThresholdMs: deps.handoffThresholdMs });
+    } catch (err) {
+      if (err instanceof TimingError) throw new HttpError(400, 'VALIDATION_ERROR', err.message);
+      throw err;
+    }
     const payload = encoder.encode(JSON.stringify(req.payload));
     if (payload.byteLength > deps.maxPayloadBytes) {
       throw new HttpError(
@@ -82,6 +104,9 @@ export function createSubmitter(deps: SubmitterDeps) {
       priority,
       payload,
       ...(req.maxAttempts !== undefined ? { maxAttempts: req.maxAttempts } : {}),
+      timing,
+      // Like the job id, an idempotency key names the schedule, so a retried submission finds it.
+      ...(timing.kind === 'later' || timing.kind === 'repeat' ? { scheduleId: req.idempotencyKey ?? uuidv7() } : {}),
     };
   }
 
@@ -101,24 +126,16 @@ export function createSubmitter(deps: SubmitterDeps) {
     );
     const ctx = trace.setSpan(parent, span);
     try {
-      const ack = await publishJob(
-        deps.js,
-        {
-          subject: job.subject,
-          payload: job.payload,
-          jobId: job.jobId,
-          msgId: job.msgId,
-          attempt: 0,
-          ...(job.maxAttempts !== undefined ? { maxAttempts: job.maxAttempts } : {}),
-        },
-        { ctx, timeoutMs: deps.publishTimeoutMs },
-      );
+      const ack = await publishTimed(deps.js, deps.topology, job, { ctx, timeoutMs: deps.publishTimeoutMs });
+      const due = dueOf(job.timing);
       const accepted: Accepted = {
         jobId: job.jobId,
         stream: ack.stream,
         seq: ack.seq,
         duplicate: ack.duplicate,
         traceId: traceIdOf(ctx) ?? traceIdOf(parent) ?? '',
+        ...(job.scheduleId ? { scheduleId: job.scheduleId } : {}),
+        ...(due ? { runAt: due.toISOString() } : {}),
       };
       if (!ack.duplicate && deps.events) {
         // The job is stored: a lost audit event must not turn the 202 into an error.
@@ -129,7 +146,12 @@ export function createSubmitter(deps: SubmitterDeps) {
             type: job.type,
             attempt: 0,
             traceId: accepted.traceId,
-            data: { priority: job.priority, seq: ack.seq },
+            data: {
+              priority: job.priority,
+              seq: ack.seq,
+              ...(accepted.scheduleId ? { scheduleId: accepted.scheduleId } : {}),
+              ...(accepted.runAt ? { runAt: accepted.runAt } : {}),
+            },
           })
           .catch((err: unknown) => deps.onEventError?.(err, job.jobId));
       }

@@ -3,6 +3,7 @@ import { type Deadline, type Logger, within } from '@redrive/lifecycle';
 import {
   headersToObject,
   readJobHeaders,
+  requestStopRepeat,
   type EventInput,
   type EventPublisher,
   type JobHeaders,
@@ -396,6 +397,10 @@ export function createDispatcher(deps: DispatcherDeps) {
         await steps.save(job.id, name, value === undefined ? null : value);
         return value;
       },
+      stopRepeat: () =>
+        void requestStopRepeat(deps.js, topology, job.headers).catch((err: unknown) =>
+          log.error({ err }, 'stopRepeat request not stored; the schedule fires again'),
+        ),
     };
     try {
       await context.with(ctx, () =>

@@ -115,6 +115,7 @@ function ctxOf(signal: AbortSignal = new AbortController().signal): TestContext 
     // The http handler neither reports progress nor checkpoints steps.
     progress: () => undefined,
     step: async (_name, fn) => fn(),
+    stopRepeat: () => undefined,
   };
 }
 

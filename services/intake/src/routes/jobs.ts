@@ -4,6 +4,9 @@ import { JOB_TYPE_PATTERN, PRIORITIES } from '@redrive/messaging';
 import { ensureTraceContext, extractTraceContext, type Context } from '@redrive/telemetry';
 import type { Accepted, JobRequest, PreparedJob, Submitter } from '../submit.js';
 
+/** The longest delay a job may ask for: ten years. */
+const MAX_DELAY_MS = 10 * 366 * 86_400_000;
+
 const jobRequestSchema = {
   type: 'object',
   required: ['type', 'payload'],
@@ -14,6 +17,10 @@ const jobRequestSchema = {
     priority: { type: 'string', enum: [...PRIORITIES] },
     idempotencyKey: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' },
     maxAttempts: { type: 'integer', minimum: 1, maximum: 1000 },
+    // When it runs; checked further (both given, a time in the past, a bad cron) by decideTiming.
+    delay: { type: 'integer', minimum: 0, maximum: MAX_DELAY_MS },
+    runAt: { type: 'string', minLength: 1, maxLength: 64 },
+    repeat: { type: 'object' },
   },
 } as const;
 
@@ -26,6 +33,8 @@ const acceptedSchema = {
     seq: { type: 'integer' },
     duplicate: { type: 'boolean' },
     traceId: { type: 'string' },
+    scheduleId: { type: 'string' },
+    runAt: { type: 'string' },
   },
 } as const;
 

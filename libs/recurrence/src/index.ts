@@ -1,0 +1,14 @@
+export {
+  checkCron,
+  isTimeZone,
+  MAX_EVERY_MS,
+  MIN_EVERY_MS,
+  MISSED_POLICIES,
+  parseRepeatSpec,
+  RepeatSpecError,
+  repeatSpecToJson,
+  type MissedPolicy,
+  type RepeatSpec,
+} from './spec.js';
+export { cronAfter, firstFire, nextFire, nextFireAfter, upcomingFires } from './occurrences.js';
+export { planFire, type DueFire, type FirePlan } from './plan.js';

@@ -1,0 +1,267 @@
+import {
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  type StoredMsg,
+} from '@nats-io/jetstream';
+import type { Logger } from '@redrive/lifecycle';
+import {
+  createHeaders,
+  H,
+  isJobType,
+  writeDeadLetterHeaders,
+  type DeadLetterReason,
+  type MsgHdrs,
+  type Topology,
+} from '@redrive/messaging';
+import type { Pool } from '@redrive/store';
+import { deadLetterExists } from './dead-letters.js';
+import type { Faults } from './faults.js';
+import type { DlqMetrics } from './metrics.js';
+import { PAYLOAD_UNAVAILABLE_HEADER } from './recorder.js';
+import { AbandonedError, untilStored } from './store-retry.js';
+
+/** A JetStream advisory about a message the server or a client gave up on. */
+export interface Advisory {
+  reason: Extract<DeadLetterReason, 'max_deliveries' | 'terminated'>;
+  stream: string;
+  consumer: string;
+  streamSeq: number;
+  deliveries: number;
+}
+
+const ADVISORY_TYPES: Record<string, Advisory['reason']> = {
+  'io.nats.jetstream.advisory.v1.max_deliver': 'max_deliveries',
+  'io.nats.jetstream.advisory.v1.terminated': 'terminated',
+};
+
+/** Reads a MAX_DELIVERIES or MSG_TERMINATED advisory; undefined for anything else. */
+export function parseAdvisory(data: Uint8Array): Advisory | undefined {
+  let a: Record<string, unknown>;
+  try {
+    a = JSON.parse(new TextDecoder().decode(data)) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  const reason = typeof a?.type === 'string' ? ADVISORY_TYPES[a.type] : undefined;
+  const seq = a?.stream_seq;
+  if (!reason || typeof a.stream !== 'string' || typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1)
+    return undefined;
+  return {
+    reason,
+    stream: a.stream,
+    consumer: typeof a.consumer === 'string' ? a.consumer : '',
+    streamSeq: seq,
+    deliveries: typeof a.deliveries === 'number' ? a.deliveries : 0,
+  };
+}
+
+/** What is known of the original job: the stored message, or only where it came from. */
+export type Original =
+  | { present: true; subject: string; data: Uint8Array; headers: MsgHdrs | undefined }
+  | { present: false; subject: string };
+
+/** The message dlq-manager publishes to the DLQ for an advisory (pure). */
+export function advisoryDeadLetter(
+  adv: Advisory,
+  original: Original,
+  topology: Topology,
+): { subject: string; data: Uint8Array; headers: MsgHdrs; msgId: string } {
+  const parsed = topology.parseJobSubject(original.subject);
+  const type = parsed && isJobType(parsed.type) ? parsed.type : 'unknown';
+  const h = createHeaders();
+  let prior = 0;
+  if (original.present && original.headers) {
+    for (const k of original.headers.keys()) for (const v of original.headers.values(k)) h.append(k, v);
+    const attempt = Number(original.headers.get(H.attempt));
+    if (Number.isSafeInteger(attempt) && attempt > 0) prior = attempt;
+  }
+  const jobId = h.get(H.jobId) || h.get(H.msgId) || `${adv.stream}:${adv.streamSeq}`;
+  h.set(H.jobId, jobId);
+  h.delete(H.msgId);
+  const error =
+    adv.reason === 'max_deliveries'
+      ? `the server gave up after ${adv.deliveries} deliveries (max_deliver of consumer ${adv.consumer}): ` +
+        'the job crashed, hung or was never acknowledged by its worker'
+      : `terminated by a client of consumer ${adv.consumer} after ${adv.deliveries} deliveries, without a dead letter`;
+  writeDeadLetterHeaders(
+    {
+      originalSubject: original.subject,
+      originalSeq: adv.streamSeq,
+      reason: adv.reason,
+      error: original.present ? error : `${error}; the original message was gone, its payload is unavailable`,
+      attempts: prior + adv.deliveries,
+    },
+    h,
+  );
+  if (!original.present) h.set(PAYLOAD_UNAVAILABLE_HEADER, 'true');
+  return {
+    subject: topology.dlqSubject(type),
+    data: original.present ? original.data : new Uint8Array(0),
+    headers: h,
+    // The same id the worker uses: a job dead-lettered by both paths is stored once in the DLQ.
+    msgId: `dlq:${adv.stream}:${adv.streamSeq}`,
+  };
+}
+
+// "no message found": 10037 from a get, 10057 from a delete of a sequence that is gone.
+const NO_MESSAGE_CODES = new Set<number>([JetStreamApiCodes.NoMessageFound, 10057]);
+
+/** True when a JetStream API call failed because the message is not (or no longer) in the stream. */
+export function isNoMessage(err: unknown): boolean {
+  return err instanceof JetStreamApiError && NO_MESSAGE_CODES.has(err.code);
+}
+
+export interface AdvisoryHandlerDeps {
+  pool: Pool;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  topology: Topology;
+  /** The durable consumer that records the DLQ stream. */
+  recorderConsumer: string;
+  faults: Faults;
+  metrics: DlqMetrics;
+  logger: Logger;
+  stopping: () => boolean;
+  /** How long to wait for the recorder to catch up before deferring an advisory. */
+  catchUpMs?: number;
+}
+
+/**
+ * Turns advisories about JOBS into dead letters. JetStream's advisories are pointers (stream
+ * and sequence), not copies: dlq-manager fetches the original, publishes it to `dlq.<type>`
+ * (recorded by the recorder like the worker's), and then deletes it from JOBS, where interest
+ * retention would otherwise keep a max-delivered message forever.
+ */
+export function createAdvisoryHandler(deps: AdvisoryHandlerDeps) {
+  const { logger, topology, jsm } = deps;
+  const catchUpMs = deps.catchUpMs ?? 5_000;
+
+  const recorded = (adv: Advisory) =>
+    untilStored(() => deadLetterExists(deps.pool, adv.stream, adv.streamSeq), {
+      what: 'looking up a dead letter',
+      stopping: deps.stopping,
+      logger,
+      onRetry: () => deps.metrics.storeRetries.inc({ loop: 'advisories' }),
+    });
+
+  /**
+   * Whether the recorder has settled every DLQ message published so far. The worker publishes
+   * its dead letter before it terminates the job, so once the recorder has caught up to the
+   * DLQ's last sequence, the absence of a row means nobody dead-lettered this job.
+   */
+  async function recorderCaughtUp(): Promise<boolean> {
+    const last = (await jsm.streams.info(topology.streams.dlq)).state.last_seq;
+    const until = Date.now() + catchUpMs;
+    for (;;) {
+      const c = await jsm.consumers.info(topology.streams.dlq, deps.recorderConsumer);
+      if (c.ack_floor.stream_seq >= last || (c.num_pending === 0 && c.num_ack_pending === 0)) return true;
+      if (Date.now() > until || deps.stopping()) return false;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  async function originalOf(adv: Advisory): Promise<Original> {
+    const stored: StoredMsg | null = await jsm.streams
+      .getMessage(adv.stream, { seq: adv.streamSeq })
+      .catch((err: unknown) => {
+        if (isNoMessage(err)) return null;
+        throw err;
+      });
+    if (stored) return { present: true, subject: stored.subject, data: stored.data, headers: stored.header };
+    // Gone already: the consumer's filter (or its name, worker-<priority>-<type>) says where it came from.
+    let subject = '';
+    try {
+      const info = await jsm.consumers.info(adv.stream, adv.consumer);
+      subject = info.config.filter_subject ?? '';
+    } catch {
+      subject = '';
+    }
+    if (!topology.parseJobSubject(subject)) {
+      const m = /^worker-(high|normal|low)-(.+)$/.exec(adv.consumer);
+      subject = m ? topology.jobSubject(m[1] as 'high' | 'normal' | 'low', m[2]!) : subject || 'unknown';
+    }
+    return { present: false, subject };
+  }
+
+  /** Removes a max-delivered original from JOBS; one that is already gone is fine. */
+  async function removeOriginal(adv: Advisory): Promise<void> {
+    if (adv.reason !== 'max_deliveries') return;
+    try {
+      await jsm.streams.deleteMessage(adv.stream, adv.streamSeq, false);
+      logger.debug({ stream: adv.stream, seq: adv.streamSeq }, 'max-delivered original removed from JOBS');
+    } catch (err) {
+      if (!isNoMessage(err)) throw err;
+    }
+  }
+
+  async function handleOne(m: JsMsg): Promise<void> {
+    const adv = parseAdvisory(m.data);
+    if (!adv || adv.stream !== topology.streams.jobs) {
+      deps.metrics.advisories.inc({ kind: adv?.reason ?? 'unknown', outcome: 'ignored' });
+      logger.warn({ subject: m.subject, seq: m.seq }, 'advisory not about JOBS; ignored');
+      m.ack();
+      return;
+    }
+    const log = logger.child({ advisory: adv.reason, stream: adv.stream, originalSeq: adv.streamSeq });
+    let already = await recorded(adv);
+    if (!already) {
+      if (!(await recorderCaughtUp())) {
+        // The recorder is behind (Postgres slow or down): look again later rather than guess.
+        deps.metrics.advisories.inc({ kind: adv.reason, outcome: 'deferred' });
+        log.info('recorder is behind; advisory deferred');
+        m.nak(2_000);
+        return;
+      }
+      already = await recorded(adv);
+    }
+    if (already) {
+      await removeOriginal(adv);
+      deps.metrics.advisories.inc({ kind: adv.reason, outcome: 'already_dead_lettered' });
+      log.debug('job already dead-lettered; advisory acknowledged');
+      m.ack();
+      return;
+    }
+    const original = await originalOf(adv);
+    const out = advisoryDeadLetter(adv, original, topology);
+    const ack = await deps.js.publish(out.subject, out.data, {
+      headers: out.headers,
+      msgID: out.msgId,
+      timeout: 5_000,
+    });
+    deps.faults.at('exit-after-dlq-publish');
+    await removeOriginal(adv);
+    m.ack();
+    deps.metrics.advisories.inc({ kind: adv.reason, outcome: 'dead_lettered' });
+    log.warn(
+      {
+        jobId: out.headers.get(H.jobId),
+        dlqSeq: ack.seq,
+        duplicate: ack.duplicate,
+        payloadAvailable: original.present,
+        consumer: adv.consumer,
+        deliveries: adv.deliveries,
+      },
+      'job dead-lettered from an advisory',
+    );
+  }
+
+  return {
+    async handle(msgs: JsMsg[]): Promise<void> {
+      for (const [i, m] of msgs.entries()) {
+        try {
+          await handleOne(m);
+        } catch (err) {
+          if (err instanceof AbandonedError) {
+            for (const rest of msgs.slice(i)) rest.nak();
+            return;
+          }
+          logger.error({ err, seq: m.seq }, 'advisory not handled; will try again');
+          m.nak(5_000);
+        }
+      }
+    },
+  };
+}

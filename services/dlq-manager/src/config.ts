@@ -1,0 +1,89 @@
+import {
+  bool,
+  duration,
+  freezeConfig,
+  int,
+  json,
+  natsEnv,
+  natsSettingsFrom,
+  oneOf,
+  parseEnv,
+  port,
+  runtimeEnv,
+  str,
+  topologyEnv,
+  topologyOptionsFrom,
+  type Env,
+} from '@redrive/config';
+import { databaseEnv } from '@redrive/store';
+import { z } from 'zod';
+
+const tokenEntry = z
+  .object({
+    name: z.string().min(1).max(100),
+    role: z.enum(['viewer', 'operator']),
+    token: z.string().min(16, { message: 'a token needs at least 16 characters' }),
+  })
+  .strict();
+
+/** Test-only fault injection: kill the process (SIGKILL) at a named point. */
+export const FAULTS = ['', 'exit-after-dlq-publish', 'exit-before-record-commit'] as const;
+export type Fault = (typeof FAULTS)[number];
+
+export const dlqEnv = z.object({
+  ...natsEnv,
+  ...topologyEnv,
+  ...runtimeEnv,
+  ...databaseEnv,
+  DLQ_HOST: str('0.0.0.0'),
+  DLQ_PORT: port(8081),
+  /** Bearer tokens of the admin API: [{"name":"alice","role":"operator","token":"…"}]. */
+  DLQ_TOKENS: json(
+    z.array(tokenEntry).superRefine((list, ctx) => {
+      const names = new Set<string>();
+      const tokens = new Set<string>();
+      for (const [i, t] of list.entries()) {
+        if (names.has(t.name))
+          ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `name "${t.name}" is used twice` });
+        if (tokens.has(t.token))
+          ctx.addIssue({ code: 'custom', path: [i, 'token'], message: 'the same token is listed twice' });
+        names.add(t.name);
+        tokens.add(t.token);
+      }
+    }),
+    [],
+  ),
+  /** Apply pending migrations at start (several replicas may; an advisory lock serialises them). */
+  DLQ_MIGRATE: bool(true),
+  /** Resolved dead letters are removed this long after they were resolved. */
+  DLQ_RETENTION: duration('30d', { min: 1_000 }),
+  /** How often the retention cleanup runs; 0 turns the schedule off (on demand still works). */
+  DLQ_CLEANUP_INTERVAL: duration('1h'),
+  /** Most EVENTS messages written to Postgres in one statement (each may hold many events). */
+  DLQ_AUDIT_BATCH: int(500, { min: 1, max: 5_000 }),
+  /** Ack wait of dlq-manager's own consumers; held messages get in-progress acks well within it. */
+  DLQ_ACK_WAIT: duration('30s', { min: 1_000, max: 3_600_000 }),
+  /** Test-only: kill the process at this point (see docs/operations.md). Never set in production. */
+  DLQ_FAULT: oneOf(FAULTS, ''),
+});
+
+export function loadDlqConfig(env: Env = process.env) {
+  const e = parseEnv(dlqEnv, env);
+  return freezeConfig({
+    nats: natsSettingsFrom(e),
+    topology: topologyOptionsFrom(e),
+    log: { level: e.LOG_LEVEL, pretty: e.LOG_PRETTY },
+    shutdownGraceMs: e.SHUTDOWN_GRACE,
+    databaseUrl: e.DATABASE_URL,
+    migrate: e.DLQ_MIGRATE,
+    http: { host: e.DLQ_HOST, port: e.DLQ_PORT },
+    tokens: e.DLQ_TOKENS,
+    retentionMs: e.DLQ_RETENTION,
+    cleanupIntervalMs: e.DLQ_CLEANUP_INTERVAL,
+    audit: { batch: e.DLQ_AUDIT_BATCH },
+    ackWaitMs: e.DLQ_ACK_WAIT,
+    fault: e.DLQ_FAULT,
+  });
+}
+
+export type DlqConfig = ReturnType<typeof loadDlqConfig>;

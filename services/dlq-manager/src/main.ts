@@ -1,0 +1,152 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { createLogger, loadConfigOrExit, runService, ShutdownStack, within } from '@redrive/lifecycle';
+import { connectNats, ensureConsumer, ensureStreams, streamProblems, Topology } from '@redrive/messaging';
+import { closePool, createPool, ensureDatabase, migrate } from '@redrive/store';
+import { createMetricsRegistry, startTelemetry } from '@redrive/telemetry';
+import { createAdmin } from './admin.js';
+import { createAdvisoryHandler } from './advisories.js';
+import { buildDlqApp } from './app.js';
+import { createTokenAuth } from './auth.js';
+import { scheduleCleanup } from './cleanup.js';
+import { loadDlqConfig } from './config.js';
+import { CONSUMERS, dlqConsumerConfigs } from './consumers.js';
+import { createFaults } from './faults.js';
+import { createDlqMetrics } from './metrics.js';
+import { startMicroService } from './micro.js';
+import { createProjector } from './projector.js';
+import { startPullLoop } from './pull-loop.js';
+import { createRecorder } from './recorder.js';
+
+const config = loadConfigOrExit('dlq-manager', () => loadDlqConfig());
+const logger = createLogger({ service: 'dlq-manager', level: config.log.level, pretty: config.log.pretty });
+const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
+
+await runService({
+  logger,
+  graceMs: config.shutdownGraceMs,
+  start: async () => {
+    const stack = new ShutdownStack(logger);
+    const telemetry = startTelemetry({ serviceName: 'redrive-dlq-manager' });
+    stack.add('telemetry', () => telemetry.shutdown());
+    if (config.fault)
+      logger.warn({ fault: config.fault }, 'DLQ_FAULT is set: this process will kill itself (tests only)');
+
+    if (config.migrate) {
+      await ensureDatabase(config.databaseUrl, logger);
+      // Several replicas may start at once: migrate() takes an advisory lock, so it runs once.
+      await migrate({ url: config.databaseUrl, logger });
+    }
+    const pool = createPool({ url: config.databaseUrl, applicationName: 'redrive-dlq-manager', logger });
+    stack.add('postgres', () => closePool(pool));
+
+    const nc = await connectNats(config.nats, 'redrive-dlq-manager', logger);
+    stack.add('nats', () => nc.drain());
+    const jsm = await jetstreamManager(nc);
+    const js = jetstream(nc);
+    const topology = new Topology(config.topology);
+    for (const r of await ensureStreams(jsm, topology.streamConfigs())) {
+      if (r.action !== 'unchanged')
+        logger.info({ stream: r.name, action: r.action, changes: r.changes }, 'stream provisioned');
+    }
+    for (const { stream, config: c } of dlqConsumerConfigs(topology, {
+      ackWaitMs: config.ackWaitMs,
+      auditBatch: config.audit.batch,
+    })) {
+      const r = await ensureConsumer(jsm, stream, c);
+      if (r.action !== 'unchanged')
+        logger.info({ consumer: r.name, action: r.action, changes: r.changes }, 'consumer provisioned');
+    }
+
+    const registry = createMetricsRegistry('dlq-manager');
+    const metrics = createDlqMetrics(registry);
+    const faults = createFaults(config.fault, logger);
+    let stopping = false;
+    const isStopping = () => stopping;
+
+    const recorder = createRecorder({ pool, topology, faults, metrics, logger, stopping: isStopping });
+    const advisories = createAdvisoryHandler({
+      pool,
+      js,
+      jsm,
+      topology,
+      recorderConsumer: CONSUMERS.recorder,
+      faults,
+      metrics,
+      logger,
+      stopping: isStopping,
+    });
+    const projector = createProjector({ pool, topology, metrics, logger, stopping: isStopping });
+    const loops = [
+      startPullLoop({
+        name: 'recorder',
+        consumer: await js.consumers.get(topology.streams.dlq, CONSUMERS.recorder),
+        batch: 32,
+        ackWaitMs: config.ackWaitMs,
+        handle: (msgs) => recorder.handle(msgs),
+        logger,
+      }),
+      startPullLoop({
+        name: 'advisories',
+        consumer: await js.consumers.get(topology.streams.advisories, CONSUMERS.advisories),
+        batch: 16,
+        ackWaitMs: config.ackWaitMs,
+        handle: (msgs) => advisories.handle(msgs),
+        logger,
+      }),
+      startPullLoop({
+        name: 'audit',
+        consumer: await js.consumers.get(topology.streams.events, CONSUMERS.audit),
+        batch: config.audit.batch,
+        ackWaitMs: config.ackWaitMs,
+        handle: (msgs) => projector.handle(msgs),
+        logger,
+      }),
+    ];
+    stack.add('consumers', async (deadline) => {
+      stopping = true;
+      await within(Promise.all(loops.map((l) => l.stop())), deadline.remainingMs());
+    });
+
+    const admin = createAdmin({ pool, js, jsm, topology, metrics, logger, retentionMs: config.retentionMs });
+    const cleanup = scheduleCleanup({ admin, intervalMs: config.cleanupIntervalMs, logger });
+    stack.add('cleanup', () => cleanup.stop());
+
+    const micro = await startMicroService({ nc, admin, topology, version, logger });
+    stack.add('nats endpoints', () => micro.stop());
+
+    if (config.tokens.length === 0) {
+      logger.warn('DLQ_TOKENS is empty: the admin API refuses every request until tokens are configured');
+    }
+    const app = await buildDlqApp({
+      admin,
+      auth: createTokenAuth(config.tokens),
+      registry,
+      logger,
+      readiness: async () => {
+        const problems = await streamProblems(jsm, [
+          topology.streams.dlq,
+          topology.streams.advisories,
+          topology.streams.events,
+        ]);
+        // The query may outlive the 2 s we wait for it: its failure must not go unhandled.
+        const ping = pool.query('SELECT 1').then(
+          () => 'ok',
+          (err: unknown) => (err instanceof Error ? err.message : String(err)),
+        );
+        const answer = (await within(ping, 2_000)) ?? 'no answer within 2 s';
+        if (answer !== 'ok') problems.push(`Postgres is not reachable: ${answer}`);
+        return problems;
+      },
+    });
+    await app.listen({ host: config.http.host, port: config.http.port });
+    stack.add('http', () => app.close());
+    logger.info(
+      { address: app.server.address(), tokens: config.tokens.length, retentionMs: config.retentionMs },
+      'dlq-manager running',
+    );
+    return stack;
+  },
+});

@@ -1,0 +1,103 @@
+import type { Consumer, JsMsg } from '@nats-io/jetstream';
+import type { Logger } from '@redrive/lifecycle';
+
+/** Acts on each message; a connection closed meanwhile must not throw out of a timer. */
+function settleQuietly(msgs: JsMsg[], act: (m: JsMsg) => unknown): void {
+  for (const m of msgs) {
+    try {
+      act(m);
+    } catch {
+      // NATS is reconnecting or closed: the server redelivers what was not settled.
+    }
+  }
+}
+
+export interface PullLoopOptions {
+  name: string;
+  consumer: Consumer;
+  /** Most messages handed over at once; nothing more is pulled until they are all settled. */
+  batch: number;
+  ackWaitMs: number;
+  /** Settles every message it is given (ack, nak or term) or leaves them to be redelivered. */
+  handle: (msgs: JsMsg[]) => Promise<void>;
+  logger: Logger;
+  /** How long one idle pull waits for a message; also the longest stop() waits for it. */
+  idleMs?: number;
+}
+
+/**
+ * Pulls a batch, hands it over and pulls the next only when it is settled: while the handler
+ * waits (Postgres down, say) nothing more leaves the stream, and the held messages get
+ * in-progress acks, so none is redelivered behind the handler's back. A batch is whatever is
+ * waiting, up to `batch`: the first message is awaited, and the consumer's pending count that
+ * it carries says how many more can be taken at once, so a lone message is handled at once
+ * and a backlog in large batches.
+ */
+export function startPullLoop(opts: PullLoopOptions) {
+  let stopping = false;
+  let wake: (() => void) | undefined;
+  const heartbeatMs = Math.max(250, Math.floor(opts.ackWaitMs / 3));
+  const idleMs = Math.max(1_000, opts.idleMs ?? 2_000);
+
+  const loop = (async () => {
+    let failures = 0;
+    while (!stopping) {
+      let msgs: JsMsg[] = [];
+      try {
+        const first = await opts.consumer.next({ expires: idleMs });
+        if (first) {
+          msgs.push(first);
+          const more = Math.min(opts.batch - 1, first.info.pending);
+          if (more > 0 && !stopping) {
+            // Waiting messages arrive at once; if another replica took some, the pull ends
+            // after a second with what it has.
+            const iter = await opts.consumer.fetch({ max_messages: more, expires: 1_000 });
+            for await (const m of iter) msgs.push(m);
+          }
+        }
+        failures = 0;
+      } catch (err) {
+        // NATS is reconnecting or the consumer is briefly unavailable: try again shortly.
+        failures++;
+        if (!stopping) opts.logger.warn({ err, loop: opts.name }, 'pull failed; retrying');
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          setTimeout(resolve, Math.min(5_000, 250 * 2 ** Math.min(failures, 5)));
+        });
+        // What was pulled before the failure is still ours to handle.
+      }
+      if (msgs.length === 0) continue;
+      if (stopping) {
+        settleQuietly(msgs, (m) => m.nak());
+        break;
+      }
+      const keepalive = setInterval(
+        () => settleQuietly(msgs, (m) => (m as JsMsg & { didAck?: boolean }).didAck || m.working()),
+        heartbeatMs,
+      );
+      try {
+        await opts.handle(msgs);
+      } catch (err) {
+        opts.logger.error({ err, loop: opts.name }, 'batch handler failed; the messages will be redelivered');
+      } finally {
+        clearInterval(keepalive);
+        msgs = [];
+      }
+    }
+  })();
+
+  return {
+    /** True from stop() on: handlers use it to end their retries. */
+    get stopping(): boolean {
+      return stopping;
+    },
+    /** Stops pulling; resolves when the batch in hand is settled (or abandoned by the handler). */
+    async stop(): Promise<void> {
+      stopping = true;
+      wake?.();
+      await loop.catch((err: unknown) => opts.logger.error({ err, loop: opts.name }, 'pull loop failed'));
+    },
+  };
+}
+
+export type PullLoop = ReturnType<typeof startPullLoop>;

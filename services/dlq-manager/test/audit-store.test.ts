@@ -1,0 +1,89 @@
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closePool, createPool, migrate, type Pool } from '@redrive/store';
+import { createTestDatabase, type TestDatabase } from '@redrive/test-support';
+import { appendAudit, readSummary, readTimeline, type AuditRow } from '../src/audit.js';
+
+// The audit projection's one statement against a real Postgres: idempotent by event id, and
+// a summary that is right whatever order (and however often) events arrive in.
+
+const logger = pino({ level: 'silent' });
+let db: TestDatabase;
+let pool: Pool;
+let n = 0;
+
+const row = (jobId: string, kind: string, at: string, extra: Partial<AuditRow> = {}): AuditRow => ({
+  id: `e${++n}`,
+  jobId,
+  type: 'sync',
+  kind,
+  attempt: 1,
+  errorClass: null,
+  error: null,
+  delayMs: null,
+  durationMs: null,
+  traceId: null,
+  actor: null,
+  at: new Date(at),
+  extra: null,
+  ...extra,
+});
+
+beforeAll(async () => {
+  db = await createTestDatabase('dlq_audit');
+  await migrate({ url: db.url, logger });
+  pool = createPool({ url: db.url, logger });
+});
+
+afterAll(async () => {
+  await closePool(pool);
+  await db.drop();
+});
+
+describe('appendAudit', () => {
+  it('stores each event once, however often it is replayed, also twice within one batch', async () => {
+    const events = [
+      row('j1', 'attempt.failed', '2030-01-01T00:00:01Z'),
+      row('j1', 'attempt.succeeded', '2030-01-01T00:00:02Z'),
+    ];
+    expect(await appendAudit(pool, events)).toBe(2);
+    expect(await appendAudit(pool, events)).toBe(0);
+    expect(await appendAudit(pool, [events[0]!, events[0]!])).toBe(0);
+    expect(await readTimeline(pool, 'j1')).toHaveLength(2);
+    // A replay is not counted twice in the summary either.
+    expect(await readSummary(pool, 'j1')).toMatchObject({ status: 'succeeded', attempts: 2, lives: 1 });
+  });
+
+  it('keeps the status of the latest event when events arrive out of order, in separate batches', async () => {
+    const failed = row('j2', 'attempt.failed', '2030-01-01T00:00:01Z', { errorClass: 'client', error: '400' });
+    const dead = row('j2', 'job.dead_lettered', '2030-01-01T00:00:02Z');
+    const log = row('j2', 'job.log', '2030-01-01T00:00:03Z');
+    await appendAudit(pool, [log]);
+    expect(await readSummary(pool, 'j2')).toMatchObject({ status: 'running', attempts: 0 });
+    await appendAudit(pool, [dead]);
+    await appendAudit(pool, [failed]);
+    expect(await readSummary(pool, 'j2')).toMatchObject({
+      status: 'dead_lettered',
+      attempts: 1,
+      lastErrorClass: 'client',
+      lastError: '400',
+      firstSeenAt: '2030-01-01T00:00:01.000Z',
+      lastSeenAt: '2030-01-01T00:00:03.000Z',
+    });
+    await appendAudit(pool, [row('j2', 'job.redriven', '2030-01-01T00:01:00Z', { actor: 'ops' })]);
+    await appendAudit(pool, [row('j2', 'attempt.succeeded', '2030-01-01T00:01:01Z')]);
+    expect(await readSummary(pool, 'j2')).toMatchObject({ status: 'succeeded', attempts: 2, lives: 2 });
+    expect((await readTimeline(pool, 'j2')).map((e) => [e.kind, e.life])).toEqual([
+      ['attempt.failed', 1],
+      ['job.dead_lettered', 1],
+      ['job.log', 1],
+      ['job.redriven', 2],
+      ['attempt.succeeded', 2],
+    ]);
+  });
+
+  it('is append-only: stored events cannot be changed or removed', async () => {
+    await expect(pool.query(`UPDATE audit_events SET kind = 'x' WHERE job_id = 'j1'`)).rejects.toThrow(/append-only/);
+    await expect(pool.query(`DELETE FROM audit_events WHERE job_id = 'j1'`)).rejects.toThrow(/append-only/);
+  });
+});

@@ -1,0 +1,178 @@
+import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
+import type { Logger } from '@redrive/lifecycle';
+import type { SchedulerErrorCode, SchedulerReply, ScheduleView, Topology } from '@redrive/messaging';
+import type { Pool } from '@redrive/store';
+import type { SchedulerMetrics } from './metrics.js';
+import { cancelSchedule, getSchedule, listSchedules, type ScheduleRow } from './schedules.js';
+
+const STATUSES = ['active', 'completed', 'cancelled'] as const;
+const KINDS = ['delay', 'retry', 'redrive', 'repeat', 'cron'] as const;
+const MAX_PAGE = 500;
+
+/** A row as the API shows it; with `withPayload`, the job's body too. */
+export function toView(row: ScheduleRow, topology: Topology, withPayload = false): ScheduleView {
+  const target = topology.parseJobSubject(row.subject);
+  const view: ScheduleView = {
+    id: row.id,
+    kind: row.kind,
+    status: row.status,
+    subject: row.subject,
+    ...(target ? { type: target.type, priority: target.priority } : {}),
+    jobId: row.jobId,
+    attempt: row.attempt,
+    nextDueAt: row.nextDueAt?.toISOString() ?? null,
+    startsAt: row.startsAt.toISOString(),
+    fireCount: row.fireCount,
+    ...(row.everyMs !== null || row.cron !== null
+      ? {
+          repeat: {
+            ...(row.everyMs !== null ? { every: row.everyMs } : {}),
+            ...(row.cron !== null ? { cron: row.cron } : {}),
+            ...(row.tz !== null ? { tz: row.tz } : {}),
+            ...(row.fireLimit !== null ? { limit: row.fireLimit } : {}),
+            ...(row.endsAt !== null ? { until: row.endsAt.toISOString() } : {}),
+            missed: row.missed,
+          },
+        }
+      : {}),
+    ...(row.cancelReason !== null ? { cancelReason: row.cancelReason } : {}),
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+    lastFiredAt: row.lastFiredAt?.toISOString() ?? null,
+    finishedAt: row.finishedAt?.toISOString() ?? null,
+  };
+  if (withPayload) {
+    try {
+      view.payload = row.payload.byteLength === 0 ? null : (JSON.parse(row.payload.toString('utf8')) as unknown);
+    } catch {
+      view.payloadBase64 = row.payload.toString('base64');
+    }
+  }
+  return view;
+}
+
+class ApiError extends Error {
+  constructor(
+    readonly code: SchedulerErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function record(body: unknown): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ApiError('BAD_REQUEST', 'the request body must be a JSON object');
+  }
+  return body as Record<string, unknown>;
+}
+
+function idOf(body: Record<string, unknown>): string {
+  if (typeof body.id !== 'string' || body.id === '') throw new ApiError('BAD_REQUEST', 'id must be a non-empty string');
+  return body.id;
+}
+
+/**
+ * Serves `scheduler.list`, `scheduler.get` and `scheduler.cancel` over NATS request/reply, in a
+ * queue group so exactly one replica answers each request. Intake calls it for
+ * GET/DELETE /v1/schedules: services share no database, only subjects.
+ */
+export function createSchedulerApi(deps: {
+  nc: NatsConnection;
+  topology: Topology;
+  pool: Pool;
+  namespace: string;
+  logger: Logger;
+  metrics: SchedulerMetrics;
+}) {
+  const { topology, pool, namespace, logger } = deps;
+  const encoder = new TextEncoder();
+  const decoder = new TextDecoder();
+  const subs: Subscription[] = [];
+  const inFlight = new Set<Promise<void>>();
+
+  const handlers = {
+    list: async (body: Record<string, unknown>) => {
+      const { status, kind, limit, after } = body;
+      if (status !== undefined && !(STATUSES as readonly unknown[]).includes(status))
+        throw new ApiError('BAD_REQUEST', `status must be one of ${STATUSES.join(', ')}`);
+      if (kind !== undefined && !(KINDS as readonly unknown[]).includes(kind))
+        throw new ApiError('BAD_REQUEST', `kind must be one of ${KINDS.join(', ')}`);
+      if (limit !== undefined && (!Number.isInteger(limit) || (limit as number) < 1 || (limit as number) > MAX_PAGE))
+        throw new ApiError('BAD_REQUEST', `limit must be a whole number from 1 to ${MAX_PAGE}`);
+      if (after !== undefined && typeof after !== 'string') throw new ApiError('BAD_REQUEST', 'after must be a string');
+      const page = await listSchedules(pool, namespace, {
+        status: status as (typeof STATUSES)[number] | undefined,
+        kind: kind as (typeof KINDS)[number] | undefined,
+        limit: (limit as number | undefined) ?? 100,
+        after: after as string | undefined,
+      });
+      return { schedules: page.rows.map((r) => toView(r, topology)), ...(page.next ? { next: page.next } : {}) };
+    },
+    get: async (body: Record<string, unknown>) => {
+      const id = idOf(body);
+      const row = await getSchedule(pool, namespace, id);
+      if (!row) throw new ApiError('NOT_FOUND', `no schedule "${id}"`);
+      return toView(row, topology, true);
+    },
+    cancel: async (body: Record<string, unknown>) => {
+      const id = idOf(body);
+      const reason = typeof body.reason === 'string' && body.reason !== '' ? body.reason : 'cancelled through the API';
+      const result = await cancelSchedule(pool, namespace, id, reason);
+      switch (result.outcome) {
+        case 'not_found':
+          throw new ApiError('NOT_FOUND', `no schedule "${id}"`);
+        case 'completed':
+          throw new ApiError('CONFLICT', `schedule "${id}" has already completed; there is nothing left to cancel`);
+        case 'cancelled':
+          deps.metrics.cancelled.inc({ by: 'api' });
+          logger.info({ scheduleId: id, reason }, 'schedule cancelled');
+          return toView(result.row, topology);
+        case 'already_cancelled':
+          return toView(result.row, topology);
+      }
+    },
+  } as const;
+
+  async function answer(op: keyof typeof handlers, m: Msg): Promise<void> {
+    let reply: SchedulerReply<unknown>;
+    try {
+      const body = record(m.data.byteLength === 0 ? {} : JSON.parse(decoder.decode(m.data)));
+      reply = { ok: true, data: await handlers[op](body) };
+    } catch (err) {
+      if (err instanceof ApiError) reply = { ok: false, error: { code: err.code, message: err.message } };
+      else if (err instanceof SyntaxError)
+        reply = { ok: false, error: { code: 'BAD_REQUEST', message: `the request is not JSON: ${err.message}` } };
+      else {
+        logger.error({ err, op }, 'scheduler API request failed');
+        reply = { ok: false, error: { code: 'INTERNAL', message: 'the scheduler could not answer; try again' } };
+      }
+    }
+    m.respond(encoder.encode(JSON.stringify(reply)));
+  }
+
+  return {
+    start(): void {
+      for (const op of Object.keys(handlers) as (keyof typeof handlers)[]) {
+        const sub = deps.nc.subscribe(topology.schedulerApiSubject(op), {
+          queue: 'redrive-retry-scheduler',
+          callback: (err, m) => {
+            if (err) {
+              logger.error({ err, op }, 'scheduler API subscription failed');
+              return;
+            }
+            const p = answer(op, m).finally(() => inFlight.delete(p));
+            inFlight.add(p);
+          },
+        });
+        subs.push(sub);
+      }
+    },
+
+    /** Stops taking requests and answers the ones in progress. */
+    async stop(): Promise<void> {
+      await Promise.all(subs.map((s) => s.drain().catch(() => undefined)));
+      await Promise.allSettled([...inFlight]);
+    },
+  };
+}

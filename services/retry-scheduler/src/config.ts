@@ -1,0 +1,65 @@
+import {
+  duration,
+  freezeConfig,
+  int,
+  MAX_TIMER_MS,
+  natsEnv,
+  natsSettingsFrom,
+  parseEnv,
+  port,
+  runtimeEnv,
+  str,
+  topologyEnv,
+  topologyOptionsFrom,
+  type Env,
+} from '@redrive/config';
+import { databaseEnv } from '@redrive/store';
+import { z } from 'zod';
+
+export const schedulerEnv = z.object({
+  ...natsEnv,
+  ...topologyEnv,
+  ...runtimeEnv,
+  ...databaseEnv,
+  SCHEDULER_HOST: str('0.0.0.0'),
+  SCHEDULER_PORT: port(9091),
+  /** Due schedules claimed, published and advanced in one transaction. */
+  SCHEDULER_BATCH: int(500, { min: 1, max: 5_000 }),
+  /**
+   * The longest sleep between looks at the table. Not what times fires (a timer on the next due
+   * row does, woken early by new requests): the safety net for rows another replica left due.
+   */
+  SCHEDULER_POLL_MAX: duration('5s', { min: 50, max: MAX_TIMER_MS }),
+  /** A repeating fire later than this was missed; the schedule's `missed` policy decides what happens. */
+  SCHEDULER_MISFIRE_THRESHOLD: duration('10s', { min: 0 }),
+  /** How long to wait for JetStream to acknowledge a fire before trying the row again. */
+  SCHEDULER_PUBLISH_TIMEOUT: duration('5s', { min: 100, max: 60_000 }),
+  /** Finished (completed or cancelled) schedules stay listable this long, then are removed. */
+  SCHEDULER_RETENTION: duration('7d', { min: 60_000 }),
+  /** The request consumer's ack wait: a request not committed by then is delivered again. */
+  SCHEDULER_ACK_WAIT: duration('30s', { min: 1_000, max: 3_600_000 }),
+  SCHEDULER_MAX_ACK_PENDING: int(10_000, { min: 1 }),
+  /** Postgres connections this replica may open (firing, requests, API, plus one for LISTEN). */
+  SCHEDULER_POOL_SIZE: int(10, { min: 3, max: 200 }),
+});
+
+export function loadSchedulerConfig(env: Env = process.env) {
+  const e = parseEnv(schedulerEnv, env);
+  return freezeConfig({
+    nats: natsSettingsFrom(e),
+    topology: topologyOptionsFrom(e),
+    log: { level: e.LOG_LEVEL, pretty: e.LOG_PRETTY },
+    shutdownGraceMs: e.SHUTDOWN_GRACE,
+    http: { host: e.SCHEDULER_HOST, port: e.SCHEDULER_PORT },
+    databaseUrl: e.DATABASE_URL,
+    poolSize: e.SCHEDULER_POOL_SIZE,
+    batchSize: e.SCHEDULER_BATCH,
+    pollMaxMs: e.SCHEDULER_POLL_MAX,
+    misfireThresholdMs: e.SCHEDULER_MISFIRE_THRESHOLD,
+    publishTimeoutMs: e.SCHEDULER_PUBLISH_TIMEOUT,
+    retentionMs: e.SCHEDULER_RETENTION,
+    consumer: { ackWaitMs: e.SCHEDULER_ACK_WAIT, maxAckPending: e.SCHEDULER_MAX_ACK_PENDING },
+  });
+}
+
+export type SchedulerConfig = ReturnType<typeof loadSchedulerConfig>;

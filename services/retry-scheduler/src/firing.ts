@@ -1,0 +1,193 @@
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { within, type Deadline, type Logger } from '@redrive/lifecycle';
+import { createHeaders, H } from '@redrive/messaging';
+import { planFire, type FirePlan } from '@redrive/recurrence';
+import type { Pool } from '@redrive/store';
+import type { SchedulerMetrics } from './metrics.js';
+import {
+  advanceSchedules,
+  claimDue,
+  peekNextDue,
+  pruneFinished,
+  repeatOf,
+  type Advance,
+  type ScheduleRow,
+} from './schedules.js';
+import type { Alarm } from './wakeup.js';
+
+export interface FiringDeps {
+  pool: Pool;
+  js: JetStreamClient;
+  namespace: string;
+  batchSize: number;
+  /** The longest sleep between looks at the table (the safety net; timers do the timing). */
+  pollMaxMs: number;
+  misfireThresholdMs: number;
+  publishTimeoutMs: number;
+  /** Finished schedules older than this are removed. */
+  retentionMs: number;
+  alarm: Alarm;
+  logger: Logger;
+  metrics: SchedulerMetrics;
+  now?: () => number;
+}
+
+const PRUNE_EVERY_MS = 10 * 60_000;
+const MAX_BACKOFF_MS = 5_000;
+
+/** The headers of one fire: what the request carried, plus the job's id, attempt and schedule. */
+export function fireHeaders(row: ScheduleRow, fireNumber: number) {
+  const h = createHeaders();
+  for (const [k, v] of row.headers) h.append(k, v);
+  const repeating = row.kind === 'repeat' || row.kind === 'cron';
+  // Each fire of a repeat is a job of its own; a one-shot keeps the job id it was scheduled with.
+  h.set(H.jobId, repeating ? `${row.jobId}:${fireNumber}` : row.jobId);
+  h.set(H.attempt, String(repeating ? 0 : row.attempt));
+  h.set(H.scheduleId, row.id);
+  h.set(H.scheduleFire, String(fireNumber));
+  return h;
+}
+
+/**
+ * The firing loop: claims due rows (FOR UPDATE SKIP LOCKED), publishes each fire with the
+ * message id `<schedule id>:<fire number>` and waits for all PubAcks together, then advances or
+ * finishes the rows in the same transaction. A crash between publish and commit leaves the rows
+ * due, and their second publish inside JOBS's duplicate window is dropped as a duplicate, so a
+ * fire is never published twice. Between rounds it sleeps until the next due row (or at most
+ * `pollMaxMs`), woken early through the alarm.
+ */
+export function createFiringLoop(deps: FiringDeps) {
+  const { logger, metrics, alarm } = deps;
+  const now = deps.now ?? Date.now;
+  let stopping = false;
+  let loop: Promise<void> | undefined;
+  let lastPrune = 0;
+  let failing = 0;
+
+  async function publish(row: ScheduleRow, plan: FirePlan): Promise<number> {
+    const ack = await deps.js.publish(row.subject, row.payload, {
+      headers: fireHeaders(row, plan.fireNumber),
+      msgID: `${row.id}:${plan.fireNumber}`,
+      timeout: deps.publishTimeoutMs,
+    });
+    if (ack.duplicate) metrics.republished.inc();
+    return now();
+  }
+
+  /** One round: returns how many rows it claimed and how many publishes failed. */
+  async function fireRound(): Promise<{ claimed: number; failed: number }> {
+    const client = await deps.pool.connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const at = now();
+      const rows = await claimDue(client, deps.namespace, new Date(at), deps.batchSize);
+      if (rows.length === 0) {
+        await client.query('COMMIT');
+        return { claimed: 0, failed: 0 };
+      }
+      logger.debug({ claimed: rows.length }, 'claimed due schedules');
+      const planned = rows.map((row) => ({
+        row,
+        plan: planFire(
+          { due: row.nextDueAt!, fireCount: row.fireCount, repeat: repeatOf(row) },
+          new Date(at),
+          deps.misfireThresholdMs,
+        ),
+      }));
+      const claimedAt = now();
+      // All publishes of the round are in flight at once; their PubAcks come back pipelined.
+      const results = await Promise.allSettled(
+        planned.map(({ row, plan }) => (plan.publish ? publish(row, plan) : Promise.resolve(undefined))),
+      );
+      const moves: Advance[] = [];
+      let failed = 0;
+      for (const [i, { row, plan }] of planned.entries()) {
+        const result = results[i]!;
+        metrics.due.inc({ kind: row.kind });
+        if (result.status === 'rejected') {
+          // Left as it is: still due, claimed again next round, published with the same id.
+          failed++;
+          metrics.publishFailures.inc();
+          if (failed === 1)
+            logger.warn({ err: result.reason, scheduleId: row.id }, 'fire not acknowledged by JetStream');
+          continue;
+        }
+        if (plan.publish) {
+          metrics.fired.inc({ kind: row.kind });
+          metrics.lateness.observe({ kind: row.kind }, Math.max(0, result.value! - row.nextDueAt!.getTime()) / 1000);
+        } else if (plan.skipped) {
+          metrics.skipped.inc({ kind: row.kind });
+        }
+        moves.push({
+          id: row.id,
+          next: plan.next,
+          fireCount: row.fireCount + (plan.publish ? 1 : 0),
+          fired: plan.publish,
+        });
+      }
+      const publishedAt = now();
+      await advanceSchedules(client, deps.namespace, moves);
+      await client.query('COMMIT');
+      logger.debug(
+        { claimed: rows.length, failed, ms: now() - at, claimMs: claimedAt - at, publishMs: publishedAt - claimedAt },
+        'fired due schedules',
+      );
+      return { claimed: rows.length, failed };
+    } catch (err) {
+      broken = true;
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release(broken ? true : undefined);
+    }
+  }
+
+  async function prune(): Promise<void> {
+    if (now() - lastPrune < PRUNE_EVERY_MS) return;
+    lastPrune = now();
+    const removed = await pruneFinished(deps.pool, deps.namespace, new Date(now() - deps.retentionMs));
+    if (removed > 0) logger.info({ removed }, 'removed finished schedules past their retention');
+  }
+
+  async function run(): Promise<void> {
+    while (!stopping) {
+      try {
+        const { claimed, failed } = await fireRound();
+        if (failed > 0) throw new Error(`${failed} fire(s) not acknowledged by JetStream`);
+        failing = 0;
+        // A full round means more may be due right now.
+        if (claimed >= deps.batchSize) continue;
+        const next = await peekNextDue(deps.pool, deps.namespace);
+        const t = now();
+        if (next && next.getTime() <= t) continue;
+        await prune();
+        await alarm.wait(Math.min(next?.getTime() ?? Infinity, t + deps.pollMaxMs));
+      } catch (err) {
+        failing++;
+        metrics.loopErrors.inc();
+        const pause = Math.min(MAX_BACKOFF_MS, 250 * 2 ** Math.min(failing, 5));
+        if (!stopping) logger.error({ err, retryInMs: pause }, 'firing round failed');
+        await alarm.wait(now() + pause);
+      }
+    }
+  }
+
+  return {
+    start(): void {
+      loop = run();
+    },
+
+    /** True unless the last rounds failed (Postgres or NATS unreachable). */
+    healthy(): boolean {
+      return !stopping && failing < 3;
+    },
+
+    /** Stops claiming; the round in progress publishes, commits and ends. */
+    async stop(deadline: Deadline): Promise<void> {
+      stopping = true;
+      alarm.stop();
+      await within(loop ?? Promise.resolve(), deadline.remainingMs());
+    },
+  };
+}

@@ -1,0 +1,134 @@
+#!/usr/bin/env node
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerConfig } from '@nats-io/jetstream';
+import { createHttpApp, registerProbes } from '@redrive/http';
+import { createLogger, loadConfigOrExit, runService, ShutdownStack } from '@redrive/lifecycle';
+import { connectNats, ensureConsumer, ensureStreams, streamProblems, Topology } from '@redrive/messaging';
+import { closePool, createPool, ensureDatabase, migrate } from '@redrive/store';
+import { createMetricsRegistry, startTelemetry } from '@redrive/telemetry';
+import { createSchedulerApi } from './api.js';
+import { loadSchedulerConfig } from './config.js';
+import { createFiringLoop } from './firing.js';
+import { createSchedulerMetrics } from './metrics.js';
+import { createRequestConsumer } from './requests.js';
+import { Alarm, listenForSchedules } from './wakeup.js';
+
+const CONSUMER = 'retry-scheduler';
+const NS_PER_MS = 1_000_000;
+
+const config = loadConfigOrExit('retry-scheduler', () => loadSchedulerConfig());
+const logger = createLogger({ service: 'retry-scheduler', level: config.log.level, pretty: config.log.pretty });
+
+await runService({
+  logger,
+  graceMs: config.shutdownGraceMs,
+  start: async () => {
+    const stack = new ShutdownStack(logger);
+    const telemetry = startTelemetry({ serviceName: 'redrive-retry-scheduler' });
+    stack.add('telemetry', () => telemetry.shutdown());
+
+    const nc = await connectNats(config.nats, 'redrive-retry-scheduler', logger);
+    stack.add('nats', () => nc.drain());
+    const jsm = await jetstreamManager(nc);
+    const topology = new Topology(config.topology);
+    for (const r of await ensureStreams(jsm, topology.streamConfigs())) {
+      if (r.action !== 'unchanged')
+        logger.info({ stream: r.name, action: r.action, changes: r.changes }, 'stream provisioned');
+    }
+    // One durable consumer shared by every replica: SCHEDULE is a work queue, so each request
+    // goes to one of them and leaves the stream when acked.
+    const consumer = await ensureConsumer(jsm, topology.streams.schedule, {
+      durable_name: CONSUMER,
+      description: 'Redrive retry-scheduler: requests to store as schedules',
+      filter_subject: topology.scheduleSubject('>'),
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: config.consumer.ackWaitMs * NS_PER_MS,
+      // Never give up on a request: one that cannot be stored yet (Postgres down) waits.
+      max_deliver: -1,
+      max_ack_pending: config.consumer.maxAckPending,
+    } as ConsumerConfig);
+    if (consumer.action !== 'unchanged')
+      logger.info(
+        { consumer: consumer.name, action: consumer.action, changes: consumer.changes },
+        'consumer provisioned',
+      );
+
+    // Several replicas may start at once: migrate() takes an advisory lock, so it runs once.
+    await ensureDatabase(config.databaseUrl, logger);
+    await migrate({ url: config.databaseUrl, logger });
+    const pool = createPool({
+      url: config.databaseUrl,
+      max: config.poolSize,
+      applicationName: 'redrive-retry-scheduler',
+      logger,
+    });
+    stack.add('postgres', () => closePool(pool));
+
+    const registry = createMetricsRegistry('retry-scheduler');
+    const metrics = createSchedulerMetrics(registry);
+    const js = jetstream(nc);
+    const namespace = topology.options.prefix;
+    const alarm = new Alarm();
+
+    const listener = listenForSchedules({
+      url: config.databaseUrl,
+      namespace,
+      onDue: (at) => alarm.wake(at),
+      logger,
+    });
+    await listener.start();
+    stack.add('listen', () => listener.stop());
+
+    const requests = createRequestConsumer({
+      js,
+      topology,
+      pool,
+      namespace,
+      consumerName: CONSUMER,
+      maxBatch: Math.min(config.batchSize, 1_000),
+      onStored: (due) => alarm.wake(due.getTime()),
+      logger,
+      metrics,
+    });
+    await requests.start();
+    stack.add('requests', (deadline) => requests.stop(deadline));
+
+    const api = createSchedulerApi({ nc, topology, pool, namespace, logger, metrics });
+    api.start();
+    stack.add('api', () => api.stop());
+
+    const firing = createFiringLoop({
+      pool,
+      js,
+      namespace,
+      batchSize: config.batchSize,
+      pollMaxMs: config.pollMaxMs,
+      misfireThresholdMs: config.misfireThresholdMs,
+      publishTimeoutMs: config.publishTimeoutMs,
+      retentionMs: config.retentionMs,
+      alarm,
+      logger,
+      metrics,
+    });
+    firing.start();
+    stack.add('firing', (deadline) => firing.stop(deadline));
+
+    const app = createHttpApp({ logger });
+    registerProbes(app, {
+      registry,
+      readiness: async () => [
+        ...(await streamProblems(jsm, [topology.streams.schedule, topology.streams.jobs])),
+        ...(await pool.query('SELECT 1').then(
+          () => [],
+          (err: unknown) => [`Postgres is not reachable: ${err instanceof Error ? err.message : String(err)}`],
+        )),
+        ...(requests.healthy() ? [] : ['the request consumer is not running']),
+        ...(firing.healthy() ? [] : ['the firing loop is failing']),
+      ],
+    });
+    await app.listen({ host: config.http.host, port: config.http.port });
+    stack.add('http', () => app.close());
+    logger.info({ batch: config.batchSize, namespace, address: app.server.address() }, 'retry-scheduler running');
+    return stack;
+  },
+});
