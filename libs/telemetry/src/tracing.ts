@@ -1,7 +1,6 @@
 import { context, propagation, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { NodeSDK } from '@opentelemetry/sdk-node';
 
 export interface Telemetry {
   /** True when spans are exported (an OTLP endpoint or exporter was configured). */
@@ -25,7 +24,7 @@ export function tracesConfigured(env: Env): boolean {
  * configure an exporter. Trace context always propagates (W3C), exported or not, so a job's
  * trace id survives every hop even when nobody collects the spans.
  */
-export function startTelemetry(opts: { serviceName: string; env?: NodeJS.ProcessEnv }): Telemetry {
+export async function startTelemetry(opts: { serviceName: string; env?: NodeJS.ProcessEnv }): Promise<Telemetry> {
   const env = opts.env ?? process.env;
   if (!tracesConfigured(env)) {
     context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
@@ -43,6 +42,8 @@ export function startTelemetry(opts: { serviceName: string; env?: NodeJS.Process
   env.OTEL_METRICS_EXPORTER ??= 'none';
   env.OTEL_LOGS_EXPORTER ??= 'none';
   env.OTEL_SERVICE_NAME ??= opts.serviceName;
+  // Loaded only when tracing is on: the SDK and its exporters cost tens of MB of memory.
+  const { NodeSDK } = await import('@opentelemetry/sdk-node');
   const sdk = new NodeSDK({ serviceName: env.OTEL_SERVICE_NAME });
   sdk.start();
   let stopped: Promise<void> | undefined;

@@ -29,7 +29,7 @@ await runService({
   graceMs: config.shutdownGraceMs,
   start: async () => {
     const stack = new ShutdownStack(logger);
-    const telemetry = startTelemetry({ serviceName: 'redrive-dlq-manager' });
+    const telemetry = await startTelemetry({ serviceName: 'redrive-dlq-manager' });
     stack.add('telemetry', () => telemetry.shutdown());
     if (config.fault)
       logger.warn({ fault: config.fault }, 'DLQ_FAULT is set: this process will kill itself (tests only)');

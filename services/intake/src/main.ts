@@ -14,7 +14,7 @@ await runService({
   graceMs: config.shutdownGraceMs,
   start: async () => {
     const stack = new ShutdownStack(logger);
-    const telemetry = startTelemetry({ serviceName: 'redrive-intake' });
+    const telemetry = await startTelemetry({ serviceName: 'redrive-intake' });
     stack.add('telemetry', () => telemetry.shutdown());
 
     const nc = await connectNats(config.nats, 'redrive-intake', logger);

@@ -23,7 +23,7 @@ await runService({
   graceMs: config.shutdownGraceMs,
   start: async () => {
     const stack = new ShutdownStack(logger);
-    const telemetry = startTelemetry({ serviceName: 'redrive-retry-scheduler' });
+    const telemetry = await startTelemetry({ serviceName: 'redrive-retry-scheduler' });
     stack.add('telemetry', () => telemetry.shutdown());
 
     const nc = await connectNats(config.nats, 'redrive-retry-scheduler', logger);

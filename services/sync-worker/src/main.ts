@@ -28,7 +28,7 @@ await runService({
   graceMs: config.shutdownGraceMs,
   start: async () => {
     const stack = new ShutdownStack(logger);
-    const telemetry = startTelemetry({ serviceName: 'redrive-sync-worker' });
+    const telemetry = await startTelemetry({ serviceName: 'redrive-sync-worker' });
     stack.add('telemetry', () => telemetry.shutdown());
 
     const builtins = config.httpHandler ? createHttpHandlers(config.httpHandler) : [];

@@ -314,7 +314,7 @@ describe('http handler: trace context', () => {
   });
 
   it('sends the traceparent of the active OpenTelemetry span', async () => {
-    telemetry = startTelemetry({ serviceName: 'http-handler-test', env: {} });
+    telemetry = await startTelemetry({ serviceName: 'http-handler-test', env: {} });
     const srv = await startServer();
     const handler = createHttpHandler(settings({ targetUrl: srv.origin }));
     const spanContext = {
