@@ -70,12 +70,27 @@ await runService({
     }
     let steps: StepStore | undefined;
     if (config.databaseUrl) {
-      await ensureDatabase(config.databaseUrl, logger);
-      // Several replicas may start at once: migrate() takes an advisory lock, so it runs once.
-      await migrate({ url: config.databaseUrl, logger });
-      const pool = createPool({ url: config.databaseUrl, applicationName: 'redrive-sync-worker', logger });
+      const url = config.databaseUrl;
+      const pool = createPool({ url, applicationName: 'redrive-sync-worker', logger });
       stack.add('postgres', () => closePool(pool));
       steps = createStepStore(pool);
+      // Postgres only backs ctx.step(): a worker must start and run jobs while it is down, so
+      // the schema is prepared in the background (a step meanwhile fails as `database` and is
+      // retried). Several replicas may migrate at once: migrate() takes an advisory lock.
+      let stopped = false;
+      stack.add('migrations', () => void (stopped = true));
+      void (async () => {
+        for (let delay = 1_000; !stopped; delay = Math.min(delay * 2, 30_000)) {
+          try {
+            await ensureDatabase(url, logger);
+            await migrate({ url, logger });
+            return;
+          } catch (err) {
+            logger.error({ err, retryInMs: delay }, 'database not ready for step checkpoints; will retry');
+            await new Promise((r) => setTimeout(r, delay).unref());
+          }
+        }
+      })();
     } else {
       logger.info('DATABASE_URL is not set: ctx.step() checkpoints are off');
     }
