@@ -12,7 +12,8 @@ import {
 } from '@redrive/messaging';
 import { createRetryPolicy } from '@redrive/retry-policy';
 import { createGuards, createRedisClient, type Guards } from '@redrive/guards';
-import { closePool, createPool, createStepStore, ensureDatabase, migrate, type StepStore } from '@redrive/store';
+import { closePool, createPool, createStepStore, ensureDatabase, migrate, StoreUnavailableError } from '@redrive/store';
+import type { StepsPort } from './ports.js';
 import { createMetricsRegistry, startTelemetry } from '@redrive/telemetry';
 import { loadWorkerConfig } from './config.js';
 import { createDispatcher } from './dispatcher.js';
@@ -68,15 +69,28 @@ await runService({
     } else {
       logger.info('REDIS_URL is not set: idempotency markers, rate limits and concurrency limits are off');
     }
-    let steps: StepStore | undefined;
+    let steps: StepsPort | undefined;
     if (config.databaseUrl) {
       const url = config.databaseUrl;
       const pool = createPool({ url, applicationName: 'redrive-sync-worker', logger });
       stack.add('postgres', () => closePool(pool));
-      steps = createStepStore(pool);
       // Postgres only backs ctx.step(): a worker must start and run jobs while it is down, so
-      // the schema is prepared in the background (a step meanwhile fails as `database` and is
-      // retried). Several replicas may migrate at once: migrate() takes an advisory lock.
+      // the schema is prepared in the background; a step waits for it briefly, then fails as
+      // `database` (retried). Several replicas may migrate at once: migrate() takes a lock.
+      const store = createStepStore(pool);
+      let schemaReady = false;
+      const awaitSchema = async () => {
+        for (let waited = 0; !schemaReady && waited < 5_000; waited += 100)
+          await new Promise((r) => setTimeout(r, 100));
+        if (!schemaReady)
+          throw new StoreUnavailableError('the step checkpoint schema is not ready yet (Postgres unreachable?)', {
+            cause: undefined,
+          });
+      };
+      steps = {
+        get: async (jobId, step) => (await awaitSchema(), store.get(jobId, step)),
+        save: async (jobId, step, value) => (await awaitSchema(), store.save(jobId, step, value)),
+      };
       let stopped = false;
       stack.add('migrations', () => void (stopped = true));
       void (async () => {
@@ -84,6 +98,7 @@ await runService({
           try {
             await ensureDatabase(url, logger);
             await migrate({ url, logger });
+            schemaReady = true;
             return;
           } catch (err) {
             logger.error({ err, retryInMs: delay }, 'database not ready for step checkpoints; will retry');
