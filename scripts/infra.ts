@@ -5,6 +5,7 @@
 // Used by `pnpm stack` (attached: what it started stops with it) and by `pnpm infra:up`
 // (detached: what it started keeps running after the script exits, as CI needs).
 
+import { createHash } from 'node:crypto';
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
   chmodSync,
@@ -441,7 +442,9 @@ const startPostgres: Starter = async (port, ctx) => {
     // reach its data directory.
     owner = postgresUser();
     if (!runsAsPostgres('test', ['-x', ctx.dataDir])) {
-      const fallback = `/tmp/redrive-stack-pg-${process.getuid!()}`;
+      // One fallback per data directory: two stacks (or a stack and the chaos suite) must
+      // never share a database by accident.
+      const fallback = `/tmp/redrive-pg-${createHash('sha256').update(resolve(ctx.dataDir)).digest('hex').slice(0, 12)}`;
       ctx.log(`${pad('postgres')} the postgres user cannot reach ${ctx.dataDir}; its data goes to ${fallback}`);
       pgDir = fallback;
     }

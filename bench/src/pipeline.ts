@@ -20,21 +20,33 @@ export interface PipelineRun {
 
 export async function startPipeline(
   nc: NatsConnection,
-  opts: { http: boolean; concurrency: number },
+  opts: {
+    http: boolean;
+    concurrency: number;
+    /** More environment for the worker (REDIS_URL, say). */
+    workerEnv?: Record<string, string>;
+    countLogLines?: boolean;
+  },
 ): Promise<PipelineRun> {
   const prefix = uniquePrefix('bench');
   const topology = new Topology({ prefix });
   const common = { NATS_URL: SHARED_NATS_URL, REDRIVE_PREFIX: prefix };
   const services: BenchService[] = [];
+  const count = { countLogLines: opts.countLogLines ?? false };
   services.push(
-    await startBenchService('sync-worker', {
-      ...common,
-      WORKER_HANDLERS: './test/fixtures/noop-handler.mjs',
-      WORKER_CONCURRENCY: String(opts.concurrency),
-      WORKER_MAX_ACK_PENDING: '20000',
-    }),
+    await startBenchService(
+      'sync-worker',
+      {
+        ...common,
+        WORKER_HANDLERS: './test/fixtures/noop-handler.mjs',
+        WORKER_CONCURRENCY: String(opts.concurrency),
+        WORKER_MAX_ACK_PENDING: '20000',
+        ...opts.workerEnv,
+      },
+      count,
+    ),
   );
-  if (opts.http) services.push(await startBenchService('intake', { ...common, INTAKE_MAX_BATCH: '1000' }));
+  if (opts.http) services.push(await startBenchService('intake', { ...common, INTAKE_MAX_BATCH: '1000' }, count));
   const peaks: Record<string, number> = {};
   const sampler = setInterval(() => {
     for (const s of services) peaks[s.name] = Math.max(peaks[s.name] ?? 0, s.rssMb());

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, REPO_ROOT, waitFor } from '@redrive/test-support';
 
@@ -10,6 +10,12 @@ export interface BenchService {
   proc: ChildProcess;
   /** Resident set size now, in MB. */
   rssMb(): number;
+  /** CPU time used so far, user and system, in ms (/proc/<pid>/stat; 10 ms resolution). */
+  cpuMs(): { user: number; system: number };
+  /** Read and write system calls so far (/proc/<pid>/io: sockets, log lines, files). */
+  syscalls(): { reads: number; writes: number };
+  /** Log lines written so far; counted only when started with `countLogLines`. */
+  logLines(): number;
   stop(): Promise<void>;
 }
 
@@ -20,16 +26,55 @@ const PORT_VAR: Record<string, string> = {
   'dlq-manager': 'DLQ_PORT',
 };
 
-export async function startBenchService(name: string, env: Record<string, string>): Promise<BenchService> {
+/**
+ * Extra node arguments for every service the bench starts, from BENCH_NODE_ARGS (split on
+ * whitespace); `{service}` becomes the service's name, so each one can write its own profile:
+ *   BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof/{service}' pnpm bench --quick --only pipeline
+ * (NODE_OPTIONS will not do: node refuses to start with --cpu-prof there, and the bench's own
+ * node arguments are not passed on to the processes it spawns.) A profile is written when the
+ * process exits, which the bench makes it do with SIGTERM (a graceful stop that ends in
+ * process.exit, which writes it); a process killed by a signal writes none.
+ */
+export function benchNodeArgs(service: string, env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env.BENCH_NODE_ARGS ?? '')
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((a) => a.replaceAll('{service}', service));
+}
+
+/** CPU time a process has used, user and system, in ms (/proc/<pid>/stat; 10 ms resolution). */
+export function cpuMsOf(pid: number): { user: number; system: number } {
+  // The fields after the command name (which may hold spaces) start at the state, field 3.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { user: Number(fields[11]) * 10, system: Number(fields[12]) * 10 };
+}
+
+/**
+ * Starts services/<name>/dist/main.js, as production does (deploy/Dockerfile): no tsx loader,
+ * whose transpiling and module hooks cost memory and CPU a deployment never pays. `pnpm bench`
+ * builds first.
+ */
+export async function startBenchService(
+  name: string,
+  env: Record<string, string>,
+  opts: { countLogLines?: boolean } = {},
+): Promise<BenchService> {
+  const main = join(REPO_ROOT, 'services', name, 'dist', 'main.js');
+  if (!existsSync(main)) throw new Error(`${main} does not exist: run \`pnpm -s build\` first (pnpm bench does)`);
   const port = await freePort();
-  const proc = spawn(
-    process.execPath,
-    ['--conditions=source', '--import', 'tsx', join(REPO_ROOT, 'services', name, 'src', 'main.ts')],
-    {
-      cwd: REPO_ROOT,
-      env: { ...process.env, LOG_LEVEL: 'info', ...env, [PORT_VAR[name] ?? 'PORT']: String(port) },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    },
+  const proc = spawn(process.execPath, [...benchNodeArgs(name), main], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, LOG_LEVEL: 'info', ...env, [PORT_VAR[name] ?? 'PORT']: String(port) },
+    // Logs go to /dev/null unless counted: reading them would cost the bench's own CPU.
+    stdio: ['ignore', opts.countLogLines ? 'pipe' : 'ignore', 'inherit'],
+  });
+  let lines = 0;
+  proc.stdout?.on('data', (chunk: Buffer) => {
+    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.once('exit', (code, signal) => resolve({ code, signal })),
   );
   await waitFor(
     async () => {
@@ -51,11 +96,20 @@ export async function startBenchService(name: string, env: Record<string, string
       const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
       return Math.round(kb / 1024);
     },
+    cpuMs: () => cpuMsOf(proc.pid!),
+    syscalls: () => {
+      const io = readFileSync(`/proc/${proc.pid}/io`, 'utf8');
+      return {
+        reads: Number(/syscr:\s+(\d+)/.exec(io)?.[1] ?? 0),
+        writes: Number(/syscw:\s+(\d+)/.exec(io)?.[1] ?? 0),
+      };
+    },
+    logLines: () => lines,
     stop: async () => {
-      if (proc.exitCode !== null) return;
-      const exited = new Promise((r) => proc.once('exit', r));
-      proc.kill('SIGTERM');
-      await exited;
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      const { code, signal } = await exited;
+      // A stop that did not end in a clean exit also means no --cpu-prof profile: say so.
+      if (code !== 0) console.error(`bench: ${name} (pid ${proc.pid}) ended with ${signal ?? `exit code ${code}`}`);
     },
   };
 }

@@ -1,13 +1,17 @@
-import { mkdtempSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureInfra, type Infra } from '../../scripts/infra.js';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { decodeEvents } from '@redrive/messaging';
 import {
+  connectTestClient,
   freePort,
   startFaultProxy,
   startService,
+  streamMessages,
   waitFor,
   type FaultProxy,
   type ServiceProcess,
@@ -26,7 +30,11 @@ let pgProxy: FaultProxy;
 let redisProxy: FaultProxy;
 let ports: { nats: number; postgres: number; redis: number };
 const dataDir = mkdtempSync(join(tmpdir(), 'redrive-chaos-'));
+// Postgres runs as the postgres user, which must reach its data directory under this one.
+chmodSync(dataDir, 0o755);
 const services = new Map<string, ServiceProcess>();
+// Every process ever started, so a lost job's story can be read from all their logs.
+const history: { name: string; proc: ServiceProcess }[] = [];
 let keepWorkersUp = true;
 
 function env(): Record<string, string> {
@@ -47,6 +55,7 @@ async function start(name: string, service: string, extra: Record<string, string
   }[service]!;
   const s = startService(service, { ...env(), [portVar]: String(await freePort()), ...extra });
   services.set(name, s);
+  history.push({ name, proc: s });
   await s.waitForLog(
     (l) => (typeof l.msg === 'string' && l.msg.endsWith('running')) || l.msg === 'intake listening',
     60_000,
@@ -56,7 +65,6 @@ async function start(name: string, service: string, extra: Record<string, string
 
 const workerEnv = {
   WORKER_HANDLERS: './test/fixtures/chaos-handlers.mjs',
-  WORKER_MAX_DELIVER: '3',
   WORKER_ACK_WAIT: '3s',
   RETRY_CLASSES: JSON.stringify({ network: { baseMs: 500, jitter: 0 } }),
 };
@@ -102,11 +110,13 @@ afterAll(async () => {
   await pgProxy?.close();
   await redisProxy?.close();
   for (const h of infra?.started ?? []) await h.stop();
+  rmSync(dataDir, { recursive: true, force: true });
 });
 
 describe('chaos', () => {
   it('ends every accepted job in exactly one terminal state through kills, restarts and outages', async () => {
     const accepted = new Map<string, string>();
+    const seqOf = new Map<string, number>();
     let refused = 0;
     const intakePort = () =>
       (services.get('intake')!.logs.find((l) => l.msg === 'intake listening')!.address as { port: number }).port;
@@ -127,8 +137,11 @@ describe('chaos', () => {
             headers: { 'content-type': 'application/json' },
             body: JSON.stringify(body),
           });
-          if (res.status === 202) accepted.set(((await res.json()) as { jobId: string }).jobId, body.payload.mode);
-          else refused++;
+          if (res.status === 202) {
+            const { jobId, seq } = (await res.json()) as { jobId: string; seq: number };
+            accepted.set(jobId, body.payload.mode);
+            seqOf.set(jobId, seq);
+          } else refused++;
         } catch {
           refused++;
         }
@@ -172,10 +185,11 @@ describe('chaos', () => {
     const ids = [...accepted.keys()];
     const terminal = async () =>
       (
-        await db.query<{ job_id: string; succeeded: string; dead: string }>(
+        await db.query<{ job_id: string; succeeded: string; dead: string; reason: string | null }>(
           `SELECT job_id,
                   count(*) FILTER (WHERE kind = 'attempt.succeeded') AS succeeded,
-                  count(*) FILTER (WHERE kind = 'job.dead_lettered') AS dead
+                  count(*) FILTER (WHERE kind = 'job.dead_lettered') AS dead,
+                  max(extra->>'reason') FILTER (WHERE kind = 'job.dead_lettered') AS reason
              FROM audit_events WHERE job_id = ANY($1) GROUP BY job_id`,
           [ids],
         )
@@ -186,27 +200,110 @@ describe('chaos', () => {
       await sleep(2_000);
       rows = await terminal();
     }
-    const byId = new Map(rows.map((r) => [r.job_id, { succeeded: Number(r.succeeded), dead: Number(r.dead) }]));
+    const byId = new Map(
+      rows.map((r) => [r.job_id, { succeeded: Number(r.succeeded), dead: Number(r.dead), reason: r.reason }]),
+    );
     const succeeded = ids.filter((id) => (byId.get(id)?.succeeded ?? 0) > 0 && !(byId.get(id)?.dead ?? 0));
     const dead = ids.filter((id) => (byId.get(id)?.dead ?? 0) > 0 && !(byId.get(id)?.succeeded ?? 0));
     const both = ids.filter((id) => (byId.get(id)?.dead ?? 0) > 0 && (byId.get(id)?.succeeded ?? 0) > 0);
     const lost = ids.filter((id) => !byId.has(id) || (byId.get(id)!.succeeded === 0 && byId.get(id)!.dead === 0));
     const duplicates = ids.reduce((n, id) => n + Math.max(0, (byId.get(id)?.succeeded ?? 0) - 1), 0);
     const keyedDuplicates = ids.filter((id) => id.startsWith('chaos-') && (byId.get(id)?.succeeded ?? 0) > 1).length;
-    const wrongDeath = dead.filter((id) => accepted.get(id) !== 'always' && accepted.get(id) !== 'crash');
+    // The right reason: a job that always fails is non-retryable; one that kills its worker is
+    // stopped by the worker's crash count (retries exhausted) or, with Redis cut, by the server
+    // at max_deliver; no other job may die.
+    const rightReasons: Record<string, string[]> = {
+      always: ['non_retryable'],
+      crash: ['retries_exhausted', 'max_deliveries'],
+    };
+    const wrongDeath = dead.filter((id) => !rightReasons[accepted.get(id)!]?.includes(byId.get(id)!.reason ?? ''));
+    // What happened to a lost job: its audit events, whether JOBS still holds it, and every
+    // log line about it from every process that ran.
+    const explainLost = async (id: string, mode: string, seq: number) => {
+      const events = await db.query<{ kind: string; attempt: number; at: Date }>(
+        'SELECT kind, attempt, at FROM audit_events WHERE job_id = $1 ORDER BY at',
+        [id],
+      );
+      const nc = await connectTestClient(`nats://127.0.0.1:${ports.nats}`);
+      const jsm = await jetstreamManager(nc);
+      const inJobs = await jsm.streams.getMessage('JOBS', { seq }).then(
+        (m) => (m ? 'still in JOBS' : 'gone from JOBS'),
+        (err: unknown) => `JOBS lookup failed: ${String(err)}`,
+      );
+      const advisories = (await streamMessages(jsm, 'ADVISORIES'))
+        .map((m) => ({ subject: m.subject, at: m.time.toISOString(), body: m.json<{ stream_seq?: number }>() }))
+        .filter((a) => a.body.stream_seq === seq);
+      const published = (await streamMessages(jsm, 'EVENTS'))
+        .flatMap((m) => decodeEvents(m.data).map((e) => ({ ...e, seq: m.seq })))
+        .filter((e) => e.jobId === id);
+      const deadLetters = (await streamMessages(jsm, 'DLQ')).filter((m) => m.header.get('Redrive-Job-Id') === id);
+      await nc.close();
+      const rows = await db.query('SELECT id, reason, created_at FROM dead_letters WHERE job_id = $1', [id]);
+      console.log(`lost ${id} (${mode}, JOBS seq ${seq}, ${inJobs}):`);
+      for (const a of advisories) console.log(`  advisory ${a.at} ${a.subject}`);
+      for (const e of published) console.log(`  EVENTS seq ${e.seq} ${e.at} ${e.kind} attempt ${e.attempt} id ${e.id}`);
+      for (const m of deadLetters)
+        console.log(`  DLQ seq ${m.seq} ${m.time.toISOString()} ${m.header.get('Redrive-Reason')}`);
+      for (const r of rows.rows) console.log(`  dead_letters row ${JSON.stringify(r)}`);
+      for (const e of events.rows) console.log(`  audit ${e.at.toISOString()} ${e.kind} attempt ${e.attempt}`);
+      for (const { name, proc } of history)
+        for (const l of proc.logs)
+          if (l.jobId === id || JSON.stringify(l).includes(`"seq":${seq},`))
+            console.log(`  ${name} ${String(l.time)} ${String(l.msg)} ${JSON.stringify(l.err ?? '')}`);
+    };
+    for (const id of lost.slice(0, 5)) await explainLost(id, accepted.get(id)!, seqOf.get(id)!);
+    for (const id of wrongDeath.slice(0, 3)) {
+      const events = await db.query<{ kind: string; attempt: number; at: Date; extra: unknown }>(
+        'SELECT kind, attempt, at, extra FROM audit_events WHERE job_id = $1 ORDER BY at',
+        [id],
+      );
+      console.log(`job ${id} (${accepted.get(id)}, JOBS seq ${seqOf.get(id)}) dead-lettered:`);
+      for (const e of events.rows)
+        console.log(`  audit ${e.at.toISOString()} ${e.kind} attempt ${e.attempt} ${JSON.stringify(e.extra)}`);
+      for (const { name, proc } of history)
+        for (const l of proc.logs)
+          if (l.jobId === id)
+            console.log(`  ${name} ${String(l.time)} ${String(l.msg)} ${JSON.stringify(l.err ?? '')}`);
+    }
+    for (const id of both.slice(0, 3)) {
+      const events = await db.query<{ id: string; kind: string; attempt: number; at: Date; extra: unknown }>(
+        'SELECT id, kind, attempt, at, extra FROM audit_events WHERE job_id = $1 ORDER BY at',
+        [id],
+      );
+      console.log(`job ${id} (${accepted.get(id)}, JOBS seq ${seqOf.get(id)}) both succeeded and dead-lettered:`);
+      for (const e of events.rows)
+        console.log(
+          `  audit ${e.at.toISOString()} ${e.kind} attempt ${e.attempt} id ${e.id} ${JSON.stringify(e.extra)}`,
+        );
+    }
+    for (const id of ids.filter((i) => i.startsWith('chaos-') && (byId.get(i)?.succeeded ?? 0) > 1).slice(0, 2)) {
+      const events = await db.query<{ id: string; kind: string; attempt: number; at: Date }>(
+        'SELECT id, kind, attempt, at FROM audit_events WHERE job_id = $1 ORDER BY at',
+        [id],
+      );
+      console.log(`keyed job ${id} succeeded more than once:`);
+      for (const e of events.rows)
+        console.log(`  audit ${e.at.toISOString()} ${e.kind} attempt ${e.attempt} id ${e.id}`);
+    }
+    if (lost.length > 0) {
+      // Warnings and errors of every process, counted by service and message.
+      const seen = new Map<string, { n: number; err: unknown }>();
+      for (const { name, proc } of history)
+        for (const l of proc.logs)
+          if (Number(l.level) >= 40) {
+            const key = `${name.replace(/-\d+$/, '')}: ${String(l.msg)}`;
+            const entry = seen.get(key) ?? { n: 0, err: l.err };
+            entry.n++;
+            seen.set(key, entry);
+          }
+      for (const [key, { n, err }] of seen)
+        console.log(`  ${n}× ${key} ${err ? JSON.stringify(err).slice(0, 300) : ''}`);
+    }
     await db.end();
     console.log(
       `accepted ${ids.length}, succeeded ${succeeded.length}, dead-lettered ${dead.length}, lost ${lost.length}, duplicates ${duplicates}` +
         ` (refused with 5xx during outages: ${refused}; keyed duplicates: ${keyedDuplicates}; both states: ${both.length})`,
     );
-    if (lost.length > 0)
-      console.log(
-        'lost:',
-        lost
-          .slice(0, 20)
-          .map((id) => `${id}:${accepted.get(id)}`)
-          .join(' '),
-      );
     expect(ids.length).toBeGreaterThan(LOAD_SECONDS * RATE * 0.5);
     expect(lost).toEqual([]);
     expect(both).toEqual([]);

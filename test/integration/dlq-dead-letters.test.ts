@@ -2,7 +2,7 @@ import { AckPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@
 import type { NatsConnection } from '@nats-io/nats-core';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { publishJob, Topology } from '@redrive/messaging';
+import { createEventPublisher, publishJob, Topology } from '@redrive/messaging';
 import {
   connectTestClient,
   createTestDatabase,
@@ -205,6 +205,31 @@ describe('a job the worker dead-letters', () => {
 });
 
 describe('a job the server gave up on (max deliveries)', () => {
+  it('is not dead-lettered when it had already succeeded (its acks were lost): it only leaves JOBS', async () => {
+    const type = 'acklost';
+    // The handler succeeded and its success reached the audit trail, but no ack reached the
+    // server (the worker died, NATS restarted): the server delivers it until max_deliver.
+    const jobId = `${type}-${counter + 1}-${prefix}`;
+    await createEventPublisher(jetstream(nc), topology).publish({
+      kind: 'attempt.succeeded',
+      jobId,
+      type,
+      attempt: 1,
+      traceId: '',
+      durationMs: 3,
+    });
+    const { seq } = await exhaustDeliveries(type);
+    await waitFor(async () => (await jsm.streams.getMessage(topology.streams.jobs, { seq })) === null, {
+      timeoutMs: 15_000,
+      what: 'the original to leave JOBS',
+    });
+    await settled();
+    expect(await rowsOf(jobId)).toEqual([]);
+    expect(await dlqMessagesOf(jobId)).toEqual([]);
+    expect(await auditOf(jobId, 'job.dead_lettered')).toEqual([]);
+    expect(await auditOf(jobId, 'attempt.succeeded')).toHaveLength(1);
+  }, 30_000);
+
   it('gives exactly one DLQ message and one row with its payload, leaves JOBS, and a replayed advisory adds nothing', async () => {
     const { jobId, seq } = await exhaustDeliveries('stuck');
     const [row] = await waitFor(async () => ((await rowsOf(jobId)).length > 0 ? rowsOf(jobId) : undefined), {

@@ -1,16 +1,29 @@
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
 import { describe, expect, it } from 'vitest';
 import { createEventPublisher, decodeEvents, ensureStreams, Topology } from '@redrive/messaging';
 import { connectTestClient, deleteStreams, uniquePrefix } from '@redrive/test-support';
 
+/** Runs `body` against the EVENTS stream of a fresh topology, deleted afterwards. */
+async function withEvents(
+  body: (ctx: { jsm: JetStreamManager; topology: Topology; nc: NatsConnection }) => Promise<void>,
+): Promise<void> {
+  const nc = await connectTestClient();
+  const prefix = uniquePrefix('events');
+  const topology = new Topology({ prefix });
+  try {
+    const jsm = await jetstreamManager(nc);
+    await ensureStreams(jsm, topology.streamConfigs());
+    await body({ jsm, topology, nc });
+  } finally {
+    await deleteStreams(nc, prefix);
+    await nc.close();
+  }
+}
+
 describe('lifecycle event publishing', () => {
-  it('stores every event once, batching those that arrive while a publish is in flight', async () => {
-    const nc = await connectTestClient();
-    const prefix = uniquePrefix('events');
-    const topology = new Topology({ prefix });
-    try {
-      const jsm = await jetstreamManager(nc);
-      await ensureStreams(jsm, topology.streamConfigs());
+  it('stores every event once, batching those that arrive while a publish is in flight', () =>
+    withEvents(async ({ jsm, topology, nc }) => {
       const events = createEventPublisher(jetstream(nc), topology, { maxBatch: 64 });
       const published = await Promise.all(
         Array.from({ length: 500 }, (_, i) =>
@@ -32,9 +45,34 @@ describe('lifecycle event publishing', () => {
         last_by_subj: topology.eventSubject('job.log'),
       });
       expect(Array.isArray(JSON.parse(new TextDecoder().decode(last!.data)))).toBe(false);
-    } finally {
-      await deleteStreams(nc, prefix);
-      await nc.close();
-    }
-  });
+    }));
+
+  it('stores the other events of a batch whose first event is one published again under its id', () =>
+    withEvents(async ({ jsm, topology, nc }) => {
+      const events = createEventPublisher(jetstream(nc), topology);
+      const again = {
+        kind: 'attempt.succeeded' as const,
+        id: 'succeeded:job-0',
+        jobId: 'job-0',
+        type: 't',
+        attempt: 1,
+      };
+      await events.publish(again);
+      // The same success once more (a worker that found the job's completion record), then
+      // others while its publish is in flight: they go out as one batch behind it.
+      const blocker = events.publish({ kind: 'attempt.succeeded', jobId: 'first', type: 't', attempt: 1 });
+      const batch = [
+        again,
+        ...Array.from({ length: 20 }, (_, i) => ({ ...again, id: undefined, jobId: `job-${i + 1}` })),
+      ];
+      await Promise.all([blocker, ...batch.map((e) => events.publish(e))]);
+      const info = await jsm.streams.info(topology.streams.events);
+      const stored = [];
+      for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+        const m = await jsm.streams.getMessage(topology.streams.events, { seq });
+        stored.push(...decodeEvents(m!.data));
+      }
+      const jobs = new Set(stored.map((e) => e.jobId));
+      for (let i = 1; i <= 20; i++) expect(jobs.has(`job-${i}`), `job-${i} stored`).toBe(true);
+    }));
 });

@@ -29,7 +29,10 @@ describe('stream and consumer provisioning', () => {
     const topo = topology();
     const first = await ensureStreams(jsm, topo.streamConfigs());
     expect(first.map((r) => [r.name, r.action])).toEqual(
-      ['JOBS', 'DLQ', 'ADVISORIES', 'EVENTS', 'SCHEDULE'].map((n) => [`${topo.options.prefix}_${n}`, 'created']),
+      ['JOBS', 'DLQ', 'ADVISORIES', 'EVENTS', 'SCHEDULE', 'COMPLETIONS'].map((n) => [
+        `${topo.options.prefix}_${n}`,
+        'created',
+      ]),
     );
     const created = await Promise.all(first.map(async (r) => (await jsm.streams.info(r.name)).created));
     const second = await ensureStreams(jsm, topo.streamConfigs());

@@ -21,6 +21,7 @@ import {
   uniquePrefix,
   waitFor,
   type ServiceProcess,
+  streamMessages,
 } from '@redrive/test-support';
 
 // The retry engine end to end: a real sync-worker process with handlers that fail on purpose,
@@ -251,30 +252,47 @@ describe('long backoffs', () => {
   });
 });
 
+/**
+ * A job of type `crash` (it kills its worker on every run) in a topology of its own, and
+ * workers started one after another, as a supervisor would restart them, until `done` says the
+ * job has been dealt with (at most 8 workers).
+ */
+async function crashLoop(
+  own: string,
+  env: Record<string, string>,
+  maxDeliver: number,
+  done: (topo: Topology) => Promise<boolean>,
+): Promise<{ topo: Topology; jobId: string }> {
+  const topo = new Topology({ prefix: own });
+  await ensureStreams(jsm, topo.streamConfigs());
+  for (const c of topo.workerConsumerConfigs(['crash'], { ackWaitMs: 1_000, maxDeliver, maxAckPending: 100 })) {
+    await ensureConsumer(jsm, topo.streams.jobs, c);
+  }
+  const jobId = `crash-${own}`;
+  await publishJob(jetstream(nc), {
+    subject: topo.jobSubject('normal', 'crash'),
+    payload: new TextEncoder().encode('{}'),
+    jobId,
+    msgId: jobId,
+    attempt: 0,
+  });
+  for (let i = 0; i < 8 && !(await done(topo)); i++) {
+    const w = startService('sync-worker', {
+      ...workerEnv({ REDRIVE_PREFIX: own, WORKER_ACK_WAIT: '1s', WORKER_MAX_DELIVER: String(maxDeliver), ...env }),
+      WORKER_PORT: String(await freePort()),
+    });
+    const code = await Promise.race([w.exited, new Promise<'alive'>((r) => setTimeout(() => r('alive'), 6_000))]);
+    if (code === 'alive') await w.stop();
+  }
+  return { topo, jobId };
+}
+
 describe('the server-side safety net', () => {
   it('ends a job that kills its worker every time with a MAX_DELIVERIES advisory, not an endless loop', async () => {
     const own = uniquePrefix('crash');
-    const topo = new Topology({ prefix: own });
-    const env = { REDRIVE_PREFIX: own, WORKER_MAX_DELIVER: '2', WORKER_ACK_WAIT: '1s' };
     try {
-      await ensureStreams(jsm, topo.streamConfigs());
-      for (const c of topo.workerConsumerConfigs(['crash'], { ackWaitMs: 1_000, maxDeliver: 2, maxAckPending: 100 })) {
-        await ensureConsumer(jsm, topo.streams.jobs, c);
-      }
-      const jobId = `crash-${own}`;
-      await publishJob(jetstream(nc), {
-        subject: topo.jobSubject('normal', 'crash'),
-        payload: new TextEncoder().encode('{}'),
-        jobId,
-        msgId: jobId,
-        attempt: 0,
-      });
-      const advisoryCount = async () => (await jsm.streams.info(topo.streams.advisories)).state.messages;
-      for (let i = 0; i < 8 && (await advisoryCount()) === 0; i++) {
-        const w = startService('sync-worker', { ...workerEnv(env), WORKER_PORT: String(await freePort()) });
-        const code = await Promise.race([w.exited, new Promise<'alive'>((r) => setTimeout(() => r('alive'), 6_000))]);
-        if (code === 'alive') await w.stop();
-      }
+      const advisoryCount = async (topo: Topology) => (await jsm.streams.info(topo.streams.advisories)).state.messages;
+      const { topo, jobId } = await crashLoop(own, {}, 2, async (t) => (await advisoryCount(t)) > 0);
       // The server gave up after max_deliver deliveries. (A delivery can land on a pull request
       // of the worker that just died, so the handler may have run only once; and nats-server 2.9
       // reports such a job's next delivery with count 1, so the attempt number can lag — the
@@ -293,6 +311,29 @@ describe('the server-side safety net', () => {
       await deleteStreams(nc, own);
     }
   }, 60_000);
+});
+
+describe('a job that kills its worker', () => {
+  it('is dead-lettered as a crash after WORKER_MAX_CRASHES runs cut short, long before max_deliver', async () => {
+    const own = uniquePrefix('poison');
+    try {
+      // The shared Redis counts the runs (keys under this run's own prefix).
+      const env = { WORKER_MAX_CRASHES: '2', REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' };
+      const deadLetters = async (topo: Topology) => (await jsm.streams.info(topo.streams.dlq)).state.messages;
+      const { topo, jobId } = await crashLoop(own, env, 10, async (t) => (await deadLetters(t)) > 0);
+      const [dl] = await streamMessages(jsm, topo.streams.dlq);
+      expect(dl?.header.get('Redrive-Job-Id')).toBe(jobId);
+      expect(dl?.header.get('Redrive-Reason')).toBe('retries_exhausted');
+      expect(dl?.header.get('Redrive-Error-Class')).toBe('crash');
+      // It killed a worker at most twice (the first run is presumed, then one counted run),
+      // and the server never had to give up on it.
+      expect(runs(jobId).length).toBeLessThanOrEqual(2);
+      const advisories = await streamMessages(jsm, topo.streams.advisories);
+      expect(advisories.filter((a) => a.subject.includes('.MAX_DELIVERIES.'))).toEqual([]);
+    } finally {
+      await deleteStreams(nc, own);
+    }
+  }, 90_000);
 });
 
 describe('SIGTERM with jobs in flight', () => {

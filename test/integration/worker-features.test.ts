@@ -2,7 +2,7 @@ import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jet
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { publishJob, Topology } from '@redrive/messaging';
+import { createCompletionStore, decodeEvents, publishJob, Topology } from '@redrive/messaging';
 import {
   connectTestClient,
   createTestDatabase,
@@ -13,6 +13,7 @@ import {
   readRecords,
   recordFilePath,
   startRedisServer,
+  streamMessages,
   uniquePrefix,
   waitFor,
   type PrivateRedis,
@@ -42,15 +43,26 @@ let counter = 0;
 
 const runs = (id: string): Run[] => readRecords<Run>(recordFile, id);
 
-async function submit(type: string, payload: unknown, jobId = `${type}-${++counter}-${prefix}`): Promise<string> {
+async function submit(
+  type: string,
+  payload: unknown,
+  jobId = `${type}-${++counter}-${prefix}`,
+  idempotencyKey?: string,
+): Promise<string> {
   await publishJob(jetstream(nc), {
     subject: topology.jobSubject('normal', type),
     payload: new TextEncoder().encode(JSON.stringify(payload)),
     jobId,
     msgId: `${jobId}-${Date.now()}`,
     attempt: 0,
+    ...(idempotencyKey ? { idempotencyKey } : {}),
   });
   return jobId;
+}
+
+async function eventsOf(jobId: string) {
+  const all = (await streamMessages(jsm, topology.streams.events)).flatMap((m) => decodeEvents(m.data));
+  return all.filter((e) => e.jobId === jobId);
 }
 
 beforeAll(async () => {
@@ -64,7 +76,7 @@ beforeAll(async () => {
     RECORD_FILE: recordFile,
     WORKER_PORT: String(await freePort()),
     WORKER_HANDLERS: './test/fixtures/retry-handlers.mjs',
-    WORKER_TYPES: 'steps,limited,flaky',
+    WORKER_TYPES: 'steps,limited,flaky,sleepy',
     REDIS_URL: redis.url,
     DATABASE_URL: db.url,
     WORKER_RATE_LIMITS: JSON.stringify({ limited: { perSecond: 5 } }),
@@ -147,4 +159,62 @@ describe('Redis outage', () => {
     expect(metrics).toMatch(/redrive_redis_degraded_total\{[^}]*feature="rate_limit"[^}]*\} [1-9]/);
     await redis.start();
   }, 40_000);
+});
+
+describe('completion records of idempotency-keyed jobs', () => {
+  it('keeps a keyed job from running twice while Redis is down: the record is in NATS', async () => {
+    await redis.kill();
+    try {
+      const id = await submit('flaky', { failTimes: 0 }, `keyed-${prefix}`, `keyed-${prefix}`);
+      await waitFor(() => worker.logs.some((l) => l.msg === 'job succeeded' && l.jobId === id), {
+        what: 'the keyed job to succeed',
+      });
+      // Delivered again (a lost ack, or the same key submitted after the duplicate window).
+      await submit('flaky', { failTimes: 0 }, id, id);
+      await waitFor(
+        () => worker.logs.some((l) => l.msg === 'job already completed, acked without running' && l.jobId === id),
+        { what: 'the second delivery to be skipped' },
+      );
+      expect(runs(id)).toHaveLength(1);
+      expect(await createCompletionStore(jetstream(nc), jsm, topology).get(id)).toMatchObject({
+        jobId: id,
+        attempt: 1,
+      });
+      // One success in the audit trail: the skip sends the same success event (same id) again.
+      const events = await eventsOf(id);
+      expect(new Set(events.filter((e) => e.kind === 'attempt.succeeded').map((e) => e.id))).toEqual(
+        new Set([`succeeded:${id}`]),
+      );
+      expect(events.filter((e) => e.kind === 'job.skipped').map((e) => e.reason)).toEqual(['already_completed']);
+    } finally {
+      await redis.start();
+    }
+  }, 30_000);
+
+  it('records only the first success when another run of the job completed while this one ran', async () => {
+    const id = `keyed-slow-${prefix}`;
+    await submit('sleepy', { ms: 1_500 }, id, id);
+    await waitFor(() => runs(id).some((r) => r.event === 'started'), { what: 'the run to start' });
+    // Another run (a redelivery to another worker, say) finishes first and records the success.
+    const otherAt = new Date().toISOString();
+    const other = await createCompletionStore(jetstream(nc), jsm, topology).record({
+      jobId: id,
+      attempt: 1,
+      at: otherAt,
+    });
+    expect(other.recorded).toBe(true);
+    await waitFor(
+      () => worker.logs.some((l) => l.jobId === id && /only the first success counts/.test(String(l.msg))),
+      { what: 'the late success to be refused' },
+    );
+    const events = await waitFor(
+      async () => ((await eventsOf(id)).some((e) => e.kind === 'job.skipped') ? eventsOf(id) : undefined),
+      { what: 'the skip event', intervalMs: 300 },
+    );
+    // The success in the audit trail is the other run's (its attempt and time), under the one id.
+    expect(events.filter((e) => e.kind === 'attempt.succeeded').map((e) => [e.id, e.at])).toEqual([
+      [`succeeded:${id}`, otherAt],
+    ]);
+    expect(events.filter((e) => e.kind === 'job.skipped').map((e) => e.reason)).toEqual(['completed_by_another_run']);
+  }, 30_000);
 });

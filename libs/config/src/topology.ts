@@ -11,8 +11,8 @@ export const topologyEnv = {
       .regex(/^([A-Za-z0-9][A-Za-z0-9_-]{0,31})?$/, {
         message: 'expected letters, digits, "_" or "-" (at most 32), starting with a letter or digit',
       })
-      .refine((p) => !['jobs', 'dlq', 'events', 'schedule'].includes(p), {
-        message: 'jobs, dlq, events and schedule are subject roots and cannot be a prefix',
+      .refine((p) => !['jobs', 'dlq', 'events', 'schedule', 'completions'].includes(p), {
+        message: 'jobs, dlq, events, schedule and completions are subject roots and cannot be a prefix',
       }),
   ),
   STREAM_REPLICAS: int(1, { min: 1, max: 5 }),
@@ -27,6 +27,9 @@ export const topologyEnv = {
   EVENTS_MAX_AGE: duration('7d'),
   EVENTS_MAX_BYTES: bytes(-1, { allowUnlimited: true }),
   SCHEDULE_MAX_AGE: duration(0),
+  // How long an idempotency-keyed job's completion is remembered: a job submitted again with
+  // the same key within this time is skipped, not run again.
+  COMPLETIONS_MAX_AGE: duration('7d', { min: 60_000 }),
 };
 
 type TopologyEnv = Frozen<{ [K in keyof typeof topologyEnv]: ReturnType<(typeof topologyEnv)[K]['parse']> }>;
@@ -47,5 +50,6 @@ export function topologyOptionsFrom(env: Readonly<TopologyEnv>) {
     advisories: { maxAgeMs: env.ADVISORIES_MAX_AGE },
     events: { maxAgeMs: env.EVENTS_MAX_AGE, maxBytes: env.EVENTS_MAX_BYTES },
     schedule: { maxAgeMs: env.SCHEDULE_MAX_AGE },
+    completions: { maxAgeMs: env.COMPLETIONS_MAX_AGE },
   };
 }

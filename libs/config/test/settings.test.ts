@@ -62,6 +62,7 @@ describe('topologyOptionsFrom', () => {
       advisories: { maxAgeMs: 7 * 86_400_000 },
       events: { maxAgeMs: 7 * 86_400_000, maxBytes: -1 },
       schedule: { maxAgeMs: 0 },
+      completions: { maxAgeMs: 7 * 86_400_000 },
     });
   });
 
@@ -79,6 +80,7 @@ describe('topologyOptionsFrom', () => {
       EVENTS_MAX_AGE: '3d',
       EVENTS_MAX_BYTES: '512MiB',
       SCHEDULE_MAX_AGE: '1h',
+      COMPLETIONS_MAX_AGE: '2d',
     });
     expect(topologyOptionsFrom(env)).toEqual({
       prefix: 'tenant-a',
@@ -89,6 +91,7 @@ describe('topologyOptionsFrom', () => {
       advisories: { maxAgeMs: 86_400_000 },
       events: { maxAgeMs: 3 * 86_400_000, maxBytes: 536_870_912 },
       schedule: { maxAgeMs: 3_600_000 },
+      completions: { maxAgeMs: 2 * 86_400_000 },
     });
   });
 

@@ -54,3 +54,22 @@ export function createRedisClient(url: string, logger: Logger): Redis {
   redis.on('end', () => logger.debug(where, 'Redis connection ended'));
   return redis;
 }
+
+/**
+ * Resolves once the client is ready, or after `timeoutMs` (Redis down: the guards start
+ * degraded and the client keeps reconnecting). A worker waits for it before taking jobs, so its
+ * first jobs are not run with guards that fail open only because the connection was young.
+ */
+export async function redisReady(redis: Redis, timeoutMs: number): Promise<boolean> {
+  if (redis.status === 'ready') return true;
+  return new Promise<boolean>((resolve) => {
+    const done = (ready: boolean) => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      resolve(ready);
+    };
+    const onReady = () => done(true);
+    const timer = setTimeout(() => done(false), timeoutMs);
+    redis.once('ready', onReady);
+  });
+}

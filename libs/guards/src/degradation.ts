@@ -2,8 +2,8 @@ import { Counter, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 
 /** The Redis-backed features, as they appear in the `feature` label. */
-export type Feature = 'completed' | 'rate_limit' | 'concurrency';
-export const FEATURES: readonly Feature[] = ['completed', 'rate_limit', 'concurrency'];
+export type Feature = 'completed' | 'rate_limit' | 'concurrency' | 'runs';
+export const FEATURES: readonly Feature[] = ['completed', 'rate_limit', 'concurrency', 'runs'];
 
 export const DEGRADED_METRIC = 'redrive_redis_degraded_total';
 /** At most one warn line per feature in this window; the counter still counts every failure. */

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { createCompleted, type Completed } from './completed.js';
 import { createConcurrency, type Concurrency } from './concurrency.js';
+import { createRuns, type Runs } from './runs.js';
 import { Degradation } from './degradation.js';
 import { createRateLimit, type RateLimit } from './rate-limit.js';
 
@@ -14,6 +15,8 @@ export interface Guards {
   rateLimit: RateLimit;
   /** At most `limit` holders of `key` at once (e.g. per customer). Leases expire after leaseMs so a crashed worker never blocks a key forever. */
   concurrency: Concurrency;
+  /** The runs of each job: completion markers and runs cut short by a dying worker, in one call at each end. */
+  runs: Runs;
 }
 
 export interface GuardsOptions {
@@ -36,5 +39,6 @@ export function createGuards(opts: GuardsOptions): Guards {
     completed: createCompleted(opts.redis, opts.keyPrefix, degradation, opts.logger),
     rateLimit: createRateLimit(opts.redis, opts.keyPrefix, degradation),
     concurrency: createConcurrency(opts.redis, opts.keyPrefix, degradation),
+    runs: createRuns(opts.redis, opts.keyPrefix, degradation),
   };
 }

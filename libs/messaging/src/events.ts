@@ -1,5 +1,5 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { v7 as uuidv7 } from 'uuid';
+import { createUuidV7 } from './ids.js';
 import type { Topology } from './topology.js';
 
 /** The lifecycle events every service publishes on `events.<kind>` for the audit trail. */
@@ -34,7 +34,17 @@ export interface LifecycleEvent {
   data?: unknown;
 }
 
-export type EventInput = Omit<LifecycleEvent, 'id' | 'at'> & { at?: Date };
+/** An event to publish; `id` is for an event that must keep its id when published again. */
+export type EventInput = Omit<LifecycleEvent, 'id' | 'at'> & { at?: Date; id?: string };
+
+/**
+ * The id of a job's `job.dead_lettered` event, derived from the job and where it was in JOBS:
+ * the worker and dlq-manager both write it, and the audit trail keeps it once. The job id is
+ * part of it because a JOBS stream that is recreated counts its sequences from 1 again.
+ */
+export function deadLetteredEventId(jobsStream: string, seq: number, jobId: string): string {
+  return `dlq:${jobsStream}:${seq}:${jobId}`;
+}
 
 interface Pending {
   event: LifecycleEvent;
@@ -54,6 +64,7 @@ export function createEventPublisher(js: JetStreamClient, topology: Topology, op
   const maxBatch = opts.maxBatch ?? 256;
   const queues = new Map<string, Pending[]>();
   const busy = new Set<string>();
+  const newId = createUuidV7();
 
   async function flush(subject: string): Promise<void> {
     const queue = queues.get(subject);
@@ -62,7 +73,11 @@ export function createEventPublisher(js: JetStreamClient, topology: Topology, op
     busy.add(subject);
     try {
       const body = batch.length === 1 ? batch[0]!.event : batch.map((p) => p.event);
-      await js.publish(subject, encoder.encode(JSON.stringify(body)), { msgID: batch[0]!.event.id, timeout: 5_000 });
+      // The message id names this message, never only its first event: an event published
+      // again with its id (a worker sending a success once more) must not make JetStream drop
+      // a batch of other events as a duplicate.
+      const msgID = batch.length === 1 ? batch[0]!.event.id : `batch:${newId()}`;
+      await js.publish(subject, encoder.encode(JSON.stringify(body)), { msgID, timeout: 5_000 });
       for (const p of batch) p.resolve(p.event);
     } catch (err) {
       for (const p of batch) p.reject(err);
@@ -74,8 +89,8 @@ export function createEventPublisher(js: JetStreamClient, topology: Topology, op
 
   return {
     publish(input: EventInput): Promise<LifecycleEvent> {
-      const { at, ...rest } = input;
-      const event: LifecycleEvent = { id: uuidv7(), at: (at ?? new Date()).toISOString(), ...rest };
+      const { at, id, ...rest } = input;
+      const event: LifecycleEvent = { id: id ?? newId(), at: (at ?? new Date()).toISOString(), ...rest };
       const subject = topology.eventSubject(event.kind);
       return new Promise<LifecycleEvent>((resolve, reject) => {
         let queue = queues.get(subject);

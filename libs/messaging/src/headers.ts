@@ -7,6 +7,8 @@ export const H = {
   attempt: 'Redrive-Attempt',
   maxAttempts: 'Redrive-Max-Attempts',
   notBefore: 'Redrive-Not-Before',
+  /** Set when the producer gave an idempotency key: the job's success is recorded durably, once. */
+  idempotencyKey: 'Redrive-Idempotency-Key',
   traceparent: 'traceparent',
   tracestate: 'tracestate',
   originalSubject: 'Redrive-Original-Subject',
@@ -37,6 +39,8 @@ export interface JobHeaders {
   attempt: number;
   maxAttempts?: number;
   notBefore?: Date;
+  /** The producer's idempotency key: at most one successful run is recorded for this job id. */
+  idempotencyKey?: string;
   traceparent?: string;
   tracestate?: string;
 }
@@ -103,6 +107,7 @@ export function readJobHeaders(h: MsgHdrs | undefined, fallbackId: string): JobH
     attempt: nonNegativeInt(h, H.attempt) ?? 0,
     ...(maxAttempts !== undefined ? { maxAttempts } : {}),
     ...(notBefore ? { notBefore } : {}),
+    ...(h?.get(H.idempotencyKey) ? { idempotencyKey: h.get(H.idempotencyKey) } : {}),
     ...(h?.get(H.traceparent) ? { traceparent: h.get(H.traceparent) } : {}),
     ...(h?.get(H.tracestate) ? { tracestate: h.get(H.tracestate) } : {}),
   };
@@ -118,6 +123,7 @@ export function writeJobHeaders(
   h.set(H.attempt, String(job.attempt));
   if (job.maxAttempts !== undefined) h.set(H.maxAttempts, String(job.maxAttempts));
   if (job.notBefore) h.set(H.notBefore, job.notBefore.toISOString());
+  if (job.idempotencyKey) h.set(H.idempotencyKey, job.idempotencyKey);
   return h;
 }
 

@@ -1,4 +1,11 @@
+export {
+  createCompletionStore,
+  type CompletionRecord,
+  type CompletionStore,
+  type RecordOutcome,
+} from './completions.js';
 export { connectNats, natsConnectionOptions, type NatsSettings } from './connection.js';
+export { createUuidV7 } from './ids.js';
 export {
   createHeaders,
   DEAD_LETTER_REASONS,
@@ -35,6 +42,7 @@ export {
 } from './topology.js';
 export {
   createEventPublisher,
+  deadLetteredEventId,
   decodeEvents,
   EVENT_KINDS,
   type EventInput,

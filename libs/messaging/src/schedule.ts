@@ -27,6 +27,8 @@ export interface ScheduleJobRequest {
   /** Attempts already made (a retry hand-off); 0 for a new job. */
   attempt: number;
   maxAttempts?: number;
+  /** The producer's idempotency key; travels with every fire (Redrive-Idempotency-Key). */
+  idempotencyKey?: string;
   /** The first fire; for a repeat without it, the scheduler starts one interval (or cron instant) from now. */
   dueAt?: Date;
   /** For `repeat`: {"every": ms} or {"cron", "tz"}, with "limit", "until", "missed". */
@@ -50,6 +52,7 @@ export async function publishScheduleRequest(
   h.set(H.jobId, req.jobId);
   h.set(H.attempt, String(req.attempt));
   if (req.maxAttempts !== undefined) h.set(H.maxAttempts, String(req.maxAttempts));
+  if (req.idempotencyKey) h.set(H.idempotencyKey, req.idempotencyKey);
   if (req.dueAt) h.set(H.dueAt, req.dueAt.toISOString());
   if (req.repeat) h.set(H.repeat, JSON.stringify(req.repeat));
   injectTraceContext((k, v) => h.set(k, v), opts.ctx ?? otelContext.active());

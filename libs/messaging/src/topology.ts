@@ -22,6 +22,8 @@ export interface TopologyOptions {
   advisories: { maxAgeMs: number };
   events: { maxAgeMs: number; maxBytes: number };
   schedule: { maxAgeMs: number };
+  /** How long the completion record of an idempotency-keyed job is kept. */
+  completions: { maxAgeMs: number };
 }
 
 export const DEFAULT_TOPOLOGY: TopologyOptions = {
@@ -33,6 +35,7 @@ export const DEFAULT_TOPOLOGY: TopologyOptions = {
   advisories: { maxAgeMs: 7 * 86_400_000 },
   events: { maxAgeMs: 7 * 86_400_000, maxBytes: -1 },
   schedule: { maxAgeMs: 0 },
+  completions: { maxAgeMs: 7 * 86_400_000 },
 };
 
 /** What a durable worker consumer on JOBS looks like. */
@@ -43,9 +46,9 @@ export interface WorkerConsumerOptions {
 }
 
 /** Subject roots of an unprefixed installation; a prefix equal to one would overlap it. */
-export const RESERVED_PREFIXES: readonly string[] = ['jobs', 'dlq', 'events', 'schedule', '$JS'];
+export const RESERVED_PREFIXES: readonly string[] = ['jobs', 'dlq', 'events', 'schedule', 'completions', '$JS'];
 
-export type StreamRole = 'jobs' | 'dlq' | 'advisories' | 'events' | 'schedule';
+export type StreamRole = 'jobs' | 'dlq' | 'advisories' | 'events' | 'schedule' | 'completions';
 
 /** Names, subjects and stream configurations of one Redrive installation (one prefix). */
 export class Topology {
@@ -71,6 +74,7 @@ export class Topology {
       advisories: name('ADVISORIES'),
       events: name('EVENTS'),
       schedule: name('SCHEDULE'),
+      completions: name('COMPLETIONS'),
     };
   }
 
@@ -94,6 +98,11 @@ export class Topology {
 
   eventSubject(kind: string): string {
     return `${this.subjectPrefix}events.${kind}`;
+  }
+
+  /** Where the completion record of one idempotency-keyed job lives (`token` is a hash of its id). */
+  completionSubject(token: string): string {
+    return `${this.subjectPrefix}completions.${token}`;
   }
 
   scheduleSubject(kind: string): string {
@@ -182,6 +191,20 @@ export class Topology {
         discard: DiscardPolicy.New,
         max_age: o.schedule.maxAgeMs * NS_PER_MS,
         duplicate_window: 2 * 60_000 * NS_PER_MS,
+      },
+      {
+        ...common,
+        name: this.streams.completions,
+        description: 'Completion records of idempotency-keyed jobs: completions.<hash of job id>',
+        subjects: [`${p}completions.>`],
+        // One record per job, written once (the worker publishes with an expected last subject
+        // sequence of 0), kept as long as a keyed job may come back. Durable, unlike Redis, so
+        // "at most one success per key" holds through a Redis outage.
+        retention: RetentionPolicy.Limits,
+        discard: DiscardPolicy.Old,
+        max_msgs_per_subject: 1,
+        max_age: o.completions.maxAgeMs * NS_PER_MS,
+        allow_direct: true,
       },
     ] as StreamConfig[];
   }

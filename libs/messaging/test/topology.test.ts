@@ -8,7 +8,14 @@ describe('Topology names and subjects', () => {
   it.each([
     {
       prefix: '',
-      streams: { jobs: 'JOBS', dlq: 'DLQ', advisories: 'ADVISORIES', events: 'EVENTS', schedule: 'SCHEDULE' },
+      streams: {
+        jobs: 'JOBS',
+        dlq: 'DLQ',
+        advisories: 'ADVISORIES',
+        events: 'EVENTS',
+        schedule: 'SCHEDULE',
+        completions: 'COMPLETIONS',
+      },
       job: 'jobs.high.webhook',
       dlq: 'dlq.webhook',
       event: 'events.accepted',
@@ -22,6 +29,7 @@ describe('Topology names and subjects', () => {
         advisories: 't1_ADVISORIES',
         events: 't1_EVENTS',
         schedule: 't1_SCHEDULE',
+        completions: 't1_COMPLETIONS',
       },
       job: 't1.jobs.high.webhook',
       dlq: 't1.dlq.webhook',
@@ -89,13 +97,14 @@ describe('Topology.parseJobSubject', () => {
 describe('Topology.streamConfigs', () => {
   const byName = (t: Topology) => Object.fromEntries(t.streamConfigs().map((c) => [c.name, c]));
 
-  it('provisions JOBS, DLQ, ADVISORIES, EVENTS and SCHEDULE in that order', () => {
+  it('provisions JOBS, DLQ, ADVISORIES, EVENTS, SCHEDULE and COMPLETIONS in that order', () => {
     expect(new Topology().streamConfigs().map((c) => c.name)).toEqual([
       'JOBS',
       'DLQ',
       'ADVISORIES',
       'EVENTS',
       'SCHEDULE',
+      'COMPLETIONS',
     ]);
   });
 

@@ -9,6 +9,9 @@ export const ERROR_CLASSES = [
   'signature',
   'validation',
   'unknown',
+  // A job whose runs kept killing their worker (WORKER_MAX_CRASHES); the worker dead-letters
+  // it itself, so its policy is never consulted.
+  'crash',
 ] as const;
 export type ErrorClass = (typeof ERROR_CLASSES)[number];
 
@@ -45,6 +48,7 @@ export const DEFAULT_CLASS_POLICIES: Readonly<Record<ErrorClass, ClassPolicy>> =
   signature: never,
   validation: never,
   unknown: retry(3, 5_000),
+  crash: never,
 });
 
 export type ClassOverrides = Partial<Record<ErrorClass, Partial<ClassPolicy>>>;

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import {
   context as otelContext,
   propagation,
@@ -36,6 +36,21 @@ export function traceIdOf(ctx: Context = otelContext.active()): string | undefin
   return sc && trace.isSpanContextValid(sc) ? sc.traceId : undefined;
 }
 
+// randomBytes() costs about as much for 8 bytes as for 4 KB (OpenSSL checks for a fork on every
+// call): a worker minting a trace id for each job that arrives without one spent 16% of its CPU
+// there. Ids are cut from a pool refilled 4 KB at a time, as node does for randomUUID().
+const pool = Buffer.alloc(4096);
+let poolOffset = pool.length;
+
+function randomHex(bytes: number): string {
+  if (poolOffset + bytes > pool.length) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
+  poolOffset += bytes;
+  return pool.toString('hex', poolOffset - bytes, poolOffset);
+}
+
 /**
  * Returns `ctx` if it carries a valid span context, else `ctx` with a fresh random one, so
  * that every job has a trace id for its logs even when no caller sent one and no SDK runs.
@@ -43,8 +58,8 @@ export function traceIdOf(ctx: Context = otelContext.active()): string | undefin
 export function ensureTraceContext(ctx: Context = otelContext.active()): Context {
   if (traceIdOf(ctx)) return ctx;
   return trace.setSpanContext(ctx, {
-    traceId: randomBytes(16).toString('hex'),
-    spanId: randomBytes(8).toString('hex'),
+    traceId: randomHex(16),
+    spanId: randomHex(8),
     traceFlags: TraceFlags.NONE,
     isRemote: true,
   });

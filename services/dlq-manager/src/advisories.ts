@@ -121,6 +121,8 @@ export interface AdvisoryHandlerDeps {
   topology: Topology;
   /** The durable consumer that records the DLQ stream. */
   recorderConsumer: string;
+  /** The durable consumer that projects EVENTS into the audit trail. */
+  auditConsumer: string;
   faults: Faults;
   metrics: DlqMetrics;
   logger: Logger;
@@ -148,20 +150,45 @@ export function createAdvisoryHandler(deps: AdvisoryHandlerDeps) {
     });
 
   /**
-   * Whether the recorder has settled every DLQ message published so far. The worker publishes
-   * its dead letter before it terminates the job, so once the recorder has caught up to the
-   * DLQ's last sequence, the absence of a row means nobody dead-lettered this job.
+   * Whether `consumer` has settled every message its stream held when asked. The worker
+   * publishes its dead letter before it terminates a job, and its success event before it acks
+   * one, so once the recorder (or the audit projector) has caught up, the absence of a row
+   * means there is none.
    */
-  async function recorderCaughtUp(): Promise<boolean> {
-    const last = (await jsm.streams.info(topology.streams.dlq)).state.last_seq;
+  async function caughtUp(stream: string, consumer: string): Promise<boolean> {
+    const last = (await jsm.streams.info(stream)).state.last_seq;
     const until = Date.now() + catchUpMs;
     for (;;) {
-      const c = await jsm.consumers.info(topology.streams.dlq, deps.recorderConsumer);
+      const c = await jsm.consumers.info(stream, consumer);
       if (c.ack_floor.stream_seq >= last || (c.num_pending === 0 && c.num_ack_pending === 0)) return true;
       if (Date.now() > until || deps.stopping()) return false;
       await new Promise((r) => setTimeout(r, 50));
     }
   }
+  const recorderCaughtUp = () => caughtUp(topology.streams.dlq, deps.recorderConsumer);
+
+  /** Whether the job's current life (since its last redrive) has a recorded success. */
+  const succeeded = (jobId: string) =>
+    untilStored(
+      async () =>
+        (
+          await deps.pool.query<{ done: boolean }>(
+            `SELECT EXISTS (
+               SELECT 1 FROM audit_events
+                WHERE job_id = $1 AND kind = 'attempt.succeeded'
+                  AND at >= COALESCE((SELECT max(at) FROM audit_events WHERE job_id = $1 AND kind = 'job.redriven'),
+                                     '-infinity')
+             ) AS done`,
+            [jobId],
+          )
+        ).rows[0]!.done,
+      {
+        what: 'looking up a success',
+        stopping: deps.stopping,
+        logger,
+        onRetry: () => deps.metrics.storeRetries.inc({ loop: 'advisories' }),
+      },
+    );
 
   async function originalOf(adv: Advisory): Promise<Original> {
     const stored: StoredMsg | null = await jsm.streams
@@ -226,6 +253,24 @@ export function createAdvisoryHandler(deps: AdvisoryHandlerDeps) {
     }
     const original = await originalOf(adv);
     const out = advisoryDeadLetter(adv, original, topology);
+    const jobId = out.headers.get(H.jobId);
+    if (adv.reason === 'max_deliveries' && original.present && jobId) {
+      // A job whose acks were lost (a worker killed after its success, a NATS restart) is
+      // delivered again until max_deliver, though it succeeded: it is finished, not dead.
+      if (!(await caughtUp(topology.streams.events, deps.auditConsumer))) {
+        deps.metrics.advisories.inc({ kind: adv.reason, outcome: 'deferred' });
+        log.info('audit projection is behind; advisory deferred');
+        m.nak(2_000);
+        return;
+      }
+      if (await succeeded(jobId)) {
+        await removeOriginal(adv);
+        m.ack();
+        deps.metrics.advisories.inc({ kind: adv.reason, outcome: 'already_succeeded' });
+        log.warn({ jobId }, 'max-delivered job had already succeeded (its acks were lost); removed from JOBS');
+        return;
+      }
+    }
     const ack = await deps.js.publish(out.subject, out.data, {
       headers: out.headers,
       msgID: out.msgId,

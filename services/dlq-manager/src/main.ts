@@ -73,6 +73,7 @@ await runService({
       jsm,
       topology,
       recorderConsumer: CONSUMERS.recorder,
+      auditConsumer: CONSUMERS.audit,
       faults,
       metrics,
       logger,
@@ -101,6 +102,10 @@ await runService({
         consumer: await js.consumers.get(topology.streams.events, CONSUMERS.audit),
         batch: config.audit.batch,
         ackWaitMs: config.ackWaitMs,
+        // Audit batches may commit in any order (an event's id makes it one row, and summaries
+        // keep the latest status by time), so a backlog goes at the pace of Postgres alone;
+        // max_ack_pending leaves room for both batches (dlqConsumerConfigs).
+        concurrency: 2,
         handle: (msgs) => projector.handle(msgs),
         logger,
       }),

@@ -1,6 +1,7 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Logger } from '@redrive/lifecycle';
 import {
+  deadLetteredEventId,
   H,
   HeaderError,
   headersToObject,
@@ -65,11 +66,6 @@ export function deadLetterFromMessage(m: DlqMessage, topology: Topology, dlqStre
   };
 }
 
-/** The audit id of a dead-lettering dlq-manager did itself; the same for every replay. */
-export function deadLetteredEventId(stream: string, seq: number): string {
-  return `dlq:${stream}:${seq}`;
-}
-
 export interface RecorderDeps {
   pool: Pool;
   topology: Topology;
@@ -113,13 +109,13 @@ export function createRecorder(deps: RecorderDeps) {
       () =>
         inTransaction(deps.pool, async (client) => {
           const id = await insertDeadLetter(client, dl);
-          // The worker emits job.dead_lettered itself; for the jobs the server gave up on,
-          // dlq-manager is the one that dead-letters them, so it writes the event, in the same
-          // transaction as the entry.
-          if (id !== undefined && (dl.reason === 'max_deliveries' || dl.reason === 'terminated')) {
+          // The job's terminal event, in the same transaction as the entry. The worker emits it
+          // too (with the same id) for the jobs it dead-letters itself, but its publish can fail
+          // after the dead letter is stored; for the jobs the server gave up on, this is the only one.
+          if (id !== undefined) {
             await appendAudit(client, [
               {
-                id: deadLetteredEventId(dl.originalStream, dl.originalSeq),
+                id: deadLetteredEventId(dl.originalStream, dl.originalSeq, dl.jobId),
                 jobId: dl.jobId,
                 type: dl.type,
                 kind: 'job.dead_lettered',

@@ -20,6 +20,9 @@ export function createConsumerDirectory(opts: {
   minRefreshMs?: number;
 }): ConsumerDirectory {
   let filters: string[] = [];
+  // Subjects known to match the current filters. Matching splits every filter and the subject,
+  // which showed in intake's profile at a few thousand jobs a second; forgotten at each read.
+  let served = new Set<string>();
   let readAt = 0;
   let reading: Promise<void> | undefined;
   const minRefreshMs = opts.minRefreshMs ?? 250;
@@ -34,13 +37,21 @@ export function createConsumerDirectory(opts: {
           else next.push(cfg.filter_subject || '>');
         }
         filters = next;
+        served = new Set();
         readAt = Date.now();
       } finally {
         reading = undefined;
       }
     })());
 
-  const matches = (subject: string) => filters.some((f) => subjectMatches(f, subject));
+  const matches = (subject: string) => {
+    if (served.has(subject)) return true;
+    if (!filters.some((f) => subjectMatches(f, subject))) return false;
+    // Bounded: with a wildcard filter every job type a producer invents would be remembered.
+    if (served.size >= 10_000) served = new Set();
+    served.add(subject);
+    return true;
+  };
 
   return {
     async serves(subject) {

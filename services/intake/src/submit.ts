@@ -1,8 +1,13 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { HttpError } from '@redrive/http';
-import { PublishFailedError, type EventPublisher, type Priority, type Topology } from '@redrive/messaging';
+import {
+  createUuidV7,
+  PublishFailedError,
+  type EventPublisher,
+  type Priority,
+  type Topology,
+} from '@redrive/messaging';
 import { SpanKind, SpanStatusCode, traceIdOf, tracer, trace, type Context } from '@redrive/telemetry';
-import { v7 as uuidv7 } from 'uuid';
 import type { ConsumerDirectory } from './consumer-directory.js';
 import { decideTiming, dueOf, publishTimed, TimingError, type Timing } from './timing.js';
 
@@ -42,6 +47,7 @@ export interface PreparedJob {
   priority: Priority;
   payload: Uint8Array;
   maxAttempts?: number;
+  idempotencyKey?: string;
   timing: Timing;
   scheduleId?: string;
 }
@@ -66,6 +72,7 @@ export interface SubmitterDeps {
  */
 export function createSubmitter(deps: SubmitterDeps) {
   const encoder = new TextEncoder();
+  const uuidv7 = createUuidV7();
 
   async function prepare(req: JobRequest, where = 'payload'): Promise<PreparedJob> {
     let timing: Timing;
@@ -104,6 +111,7 @@ export function createSubmitter(deps: SubmitterDeps) {
       priority,
       payload,
       ...(req.maxAttempts !== undefined ? { maxAttempts: req.maxAttempts } : {}),
+      ...(req.idempotencyKey !== undefined ? { idempotencyKey: req.idempotencyKey } : {}),
       timing,
       // Like the job id, an idempotency key names the schedule, so a retried submission finds it.
       ...(timing.kind === 'later' || timing.kind === 'repeat' ? { scheduleId: req.idempotencyKey ?? uuidv7() } : {}),

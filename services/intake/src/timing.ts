@@ -88,6 +88,8 @@ export interface TimedJob {
   subject: string;
   payload: Uint8Array;
   maxAttempts?: number;
+  /** The producer's idempotency key, when it gave one. */
+  idempotencyKey?: string;
   timing: Timing;
   /** Set for jobs that go to the scheduler. */
   scheduleId?: string;
@@ -104,7 +106,10 @@ export function publishTimed(
   opts: { ctx: Context; timeoutMs: number },
 ): Promise<PubAck> {
   const t = job.timing;
-  const maxAttempts = job.maxAttempts !== undefined ? { maxAttempts: job.maxAttempts } : {};
+  const optional = {
+    ...(job.maxAttempts !== undefined ? { maxAttempts: job.maxAttempts } : {}),
+    ...(job.idempotencyKey ? { idempotencyKey: job.idempotencyKey } : {}),
+  };
   if ((t.kind === 'later' || t.kind === 'repeat') && job.scheduleId) {
     return publishScheduleRequest(
       js,
@@ -116,7 +121,7 @@ export function publishTimed(
         payload: job.payload,
         jobId: job.jobId,
         attempt: 0,
-        ...maxAttempts,
+        ...optional,
         ...(t.kind === 'later' ? { dueAt: t.at } : { dueAt: t.first, repeat: repeatSpecToJson(t.spec) }),
       },
       opts,
@@ -130,7 +135,7 @@ export function publishTimed(
       jobId: job.jobId,
       msgId: job.msgId,
       attempt: 0,
-      ...maxAttempts,
+      ...optional,
       ...(t.kind === 'notBefore' ? { notBefore: t.at } : {}),
     },
     opts,

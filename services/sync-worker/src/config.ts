@@ -55,6 +55,9 @@ export const workerEnv = z.object({
   WORKER_TYPES: list([], { re: JOB_TYPE_PATTERN, describe: 'job types ([a-z0-9][a-z0-9_-]*)' }),
   WORKER_ACK_WAIT: duration('30s', { min: 1_000, max: 3_600_000 }),
   WORKER_MAX_DELIVER: int(10, { min: 1, max: 1_000 }),
+  // A redelivered job whose runs were cut short this many times (its worker died while it
+  // ran, counted in Redis) is dead-lettered instead of killing another worker.
+  WORKER_MAX_CRASHES: int(3, { min: 1, max: 1_000 }),
   WORKER_MAX_ACK_PENDING: int(1_000, { min: 1 }),
   /** Deadline of one run when the handler does not set its own. */
   WORKER_JOB_TIMEOUT: duration('5m', { min: 10, max: MAX_TIMER_MS }),
@@ -106,6 +109,7 @@ export function loadWorkerConfig(env: Env = process.env) {
       Object.entries(e.WORKER_RATE_LIMITS).map(([k, v]) => [k, { perSecond: v.perSecond, burst: v.burst ?? 1 }]),
     ),
     completedTtlMs: e.WORKER_COMPLETED_TTL,
+    maxCrashes: e.WORKER_MAX_CRASHES,
     redisUrl: e.REDIS_URL,
     databaseUrl: e.DATABASE_URL,
     httpHandler: httpHandlerSettingsFrom(e),

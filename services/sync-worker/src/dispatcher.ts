@@ -1,6 +1,8 @@
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { type Deadline, type Logger, within } from '@redrive/lifecycle';
+import { randomUUID } from 'node:crypto';
 import {
+  deadLetteredEventId,
   headersToObject,
   readJobHeaders,
   requestStopRepeat,
@@ -25,7 +27,7 @@ import {
 import { LaneSlots } from './lanes.js';
 import type { WorkerMetrics } from './metrics.js';
 import { createOutcomes } from './outcomes.js';
-import type { GuardsPort, RateLimit, StepsPort } from './ports.js';
+import type { CompletionsPort, GuardsPort, RateLimit, StepsPort } from './ports.js';
 
 export interface DispatcherDeps {
   js: JetStreamClient;
@@ -45,10 +47,14 @@ export interface DispatcherDeps {
   localDelayMaxMs: number;
   events: EventPublisher;
   guards?: GuardsPort | undefined;
+  /** Where idempotency-keyed jobs record their one success; without it they use Redis like the rest. */
+  completions?: CompletionsPort | undefined;
   steps?: StepsPort | undefined;
   rateLimits?: Readonly<Record<string, RateLimit>>;
   /** How long a completed job's idempotency marker is kept. */
   completedTtlMs: number;
+  /** A redelivered job whose runs were cut short this many times is dead-lettered, not run. */
+  maxCrashes: number;
   logger: Logger;
   metrics: WorkerMetrics;
   now?: () => number;
@@ -64,6 +70,8 @@ interface Delivery {
   settled: boolean;
   done: Promise<void>;
   holder: string;
+  /** Set once a suspect (an earlier run of it died) was held back a random moment before running. */
+  staggered?: boolean;
 }
 
 interface Held {
@@ -80,6 +88,15 @@ const decoder = new TextDecoder();
 // redelivery can land on this worker's own pull requests before they are gone, and would then
 // sit unacknowledged for a whole ack wait. After this delay the process has left.
 const HAND_BACK_DELAY_MS = 1_000;
+
+/** The success event of an idempotency-keyed job: one id, whichever run sends it. */
+const succeededEventId = (jobId: string) => `succeeded:${jobId}`;
+
+/** A suspect job (an earlier run died with its worker) waits up to this long before running. */
+const SUSPECT_STAGGER_MS = 2_000;
+
+/** How long the runs of a job that never ended are remembered. */
+const RUN_COUNT_TTL_MS = 24 * 3_600_000;
 
 /** A run still going after this gets an attempt.started event of its own. */
 const STARTED_EVENT_AFTER_MS = 1_000;
@@ -204,6 +221,70 @@ export function createDispatcher(deps: DispatcherDeps) {
     return release ? { ms: 0, release } : undefined;
   }
 
+  /**
+   * Publishes a job's success, trying again until JetStream stores it: a job is acked only once
+   * its outcome is in the audit trail, and is kept meanwhile (in-progress acks). The event keeps
+   * its id across tries, so a PubAck lost after a store does not make two successes. False when
+   * the job was handed back at shutdown before the event was stored.
+   */
+  async function storeTerminalEvent(d: Delivery, e: EventInput & { id: string }, log: Logger): Promise<boolean> {
+    const keepalive = setInterval(() => {
+      if (!d.settled) d.msg.working();
+    }, keepaliveMs);
+    try {
+      for (let delay = 250; ; delay = Math.min(delay * 2, 5_000)) {
+        try {
+          await deps.events.publish(e);
+          return true;
+        } catch (err) {
+          if (d.settled) return false;
+          log.warn({ err, kind: e.kind, retryInMs: delay }, 'event not stored; the job is kept until it is');
+          await new Promise((r) => setTimeout(r, delay));
+          if (d.settled) return false;
+        }
+      }
+    } finally {
+      clearInterval(keepalive);
+    }
+  }
+
+  /**
+   * Sends a keyed job's recorded success (its attempt and time) again under its fixed id, in
+   * case the run that recorded it died before sending it; the audit trail keeps it once.
+   */
+  function resendSuccess(
+    d: Delivery,
+    jobId: string,
+    recorded: { attempt: number; at: string },
+    traceId: string,
+    log: Logger,
+  ): Promise<boolean> {
+    const event = {
+      kind: 'attempt.succeeded',
+      id: succeededEventId(jobId),
+      jobId,
+      type: d.type,
+      attempt: recorded.attempt,
+      traceId,
+      at: new Date(recorded.at),
+    } as const;
+    return storeTerminalEvent(d, event, log);
+  }
+
+  /** Acks a job that must not run (or count) again, and says why in the audit trail. */
+  async function skip(
+    d: Delivery,
+    meta: JobHeaders,
+    attempt: number,
+    traceId: string,
+    reason: 'already_completed' | 'completed_by_another_run',
+    emit: (e: EventInput) => Promise<unknown>,
+  ): Promise<void> {
+    settle(d, 'ack');
+    metrics.processed.inc({ type: d.type, outcome: 'skipped' });
+    await emit({ kind: 'job.skipped', jobId: meta.jobId, type: d.type, attempt, traceId, reason });
+  }
+
   async function execute(d: Delivery): Promise<void> {
     const m = d.msg;
     const started = performance.now();
@@ -220,8 +301,11 @@ export function createDispatcher(deps: DispatcherDeps) {
       pending.push(p);
       return p;
     };
-    let log = logger.child({ jobId: meta.jobId, traceId, type: d.type });
+    // One child logger per delivery (each one serializes its bindings): made once the headers
+    // are read, or in the catch below, with the fallback id, when reading them failed.
+    let log: Logger | undefined;
     let release: (() => Promise<void>) | undefined;
+    let runCounted = false;
     const span = tracer().startSpan(
       `process ${d.type}`,
       {
@@ -257,19 +341,46 @@ export function createDispatcher(deps: DispatcherDeps) {
         headers: headersToObject(m.headers),
       };
 
-      if (await deps.guards?.completed.has(meta.jobId)) {
-        // The handler succeeded before but the ack was lost: do not run it again.
-        settle(d, 'ack');
-        metrics.processed.inc({ type: d.type, outcome: 'skipped' });
-        await emit({
-          kind: 'job.skipped',
-          jobId: meta.jobId,
-          type: d.type,
-          attempt,
-          traceId,
-          reason: 'already_completed',
-        });
+      // A keyed job's completion is recorded durably in NATS; any other job's in Redis, which
+      // is fast but fails open (a lost ack during a Redis outage can then run a job twice).
+      const keyed = meta.idempotencyKey !== undefined && deps.completions !== undefined;
+      const record = keyed ? await deps.completions!.get(meta.jobId) : undefined;
+      // One Redis call: did an earlier run complete the job (a lost ack), and how many of its
+      // runs started and never ended (they died with their worker)? The count ends with the run.
+      const run = deps.guards ? await deps.guards.runs.start(meta.jobId, RUN_COUNT_TTL_MS) : undefined;
+      runCounted = run !== undefined;
+      if (record || (!keyed && run?.completed)) {
+        // The handler succeeded before but the ack was lost: do not run it again. A keyed
+        // job's success event has a fixed id, so it is sent again in case the run that
+        // recorded it could not store it; the audit trail keeps it once.
+        if (record) {
+          if (!(await resendSuccess(d, meta.jobId, record, traceId, log))) return;
+        }
+        await skip(d, meta, attempt, traceId, 'already_completed', emit);
         log.info('job already completed, acked without running');
+        return;
+      }
+      // A job whose earlier runs never ended killed their workers: after maxCrashes, it is
+      // dead-lettered instead of killing another (max_deliver stays high for unlucky jobs).
+      const crashed = (run?.unfinished ?? 0) - 1;
+      if (crashed >= deps.maxCrashes) {
+        const error = `the job's worker died during ${crashed} of its runs; it is not run again`;
+        const base = { jobId: meta.jobId, type: d.type, attempt, traceId, errorClass: 'crash', error };
+        metrics.processed.inc({ type: d.type, outcome: 'dead_lettered' });
+        const decision = { kind: 'deadLetter', reason: 'retries_exhausted', errorClass: 'crash' } as const;
+        await act(d, decision, meta, attempt, base, log, emit, new Error(error));
+        return;
+      }
+      // A job whose earlier run died with its worker is a suspect. Jobs redelivered together
+      // with a poison job would die with it every time and be counted as poison themselves,
+      // so a suspect first waits a random moment (uncounted): the poison job then dies alone,
+      // and its neighbours run before or after it.
+      if (crashed >= 1 && !d.staggered) {
+        d.staggered = true;
+        await deps.guards!.runs.undo(meta.jobId);
+        runCounted = false;
+        hold(d, Math.floor(Math.random() * SUSPECT_STAGGER_MS), 'rerun');
+        log.debug({ crashed }, 'an earlier run died with its worker; held back a moment before running');
         return;
       }
       const limited = await heldBackFor(job, handler, d);
@@ -298,18 +409,41 @@ export function createDispatcher(deps: DispatcherDeps) {
       }
 
       const durationMs = Math.round(performance.now() - started);
-      await deps.guards?.completed.mark(meta.jobId, deps.completedTtlMs);
-      await emit({
-        kind: 'attempt.succeeded',
-        jobId: meta.jobId,
-        type: d.type,
-        attempt,
-        traceId,
-        durationMs,
-        data: { startedAt: startedAt.toISOString() },
-      });
+      if (keyed) {
+        const rec = await deps.completions!.record({ jobId: meta.jobId, attempt, at: new Date().toISOString() });
+        if (!rec.recorded) {
+          // Another run of this job (a redelivery after this worker looked stalled) succeeded
+          // first: its success is the job's one success, this run is recorded as a duplicate.
+          // That run's success event is sent again (same id), in case it died before sending it.
+          const first = rec.existing ?? { attempt, at: new Date().toISOString() };
+          if (!(await resendSuccess(d, meta.jobId, first, traceId, log))) return;
+          await skip(d, meta, attempt, traceId, 'completed_by_another_run', emit);
+          log.warn('job ran again after another run had completed it; only the first success counts');
+          return;
+        }
+      }
+      const stored = await storeTerminalEvent(
+        d,
+        {
+          kind: 'attempt.succeeded',
+          id: keyed ? succeededEventId(meta.jobId) : randomUUID(),
+          jobId: meta.jobId,
+          type: d.type,
+          attempt,
+          traceId,
+          durationMs,
+          data: { startedAt: startedAt.toISOString() },
+        },
+        log,
+      );
+      // The Redis marker only after the success is in the audit trail: a worker killed in
+      // between runs the job again (at least once) rather than skip a job with no outcome.
+      if (stored && runCounted) {
+        await deps.guards!.runs.end(meta.jobId, keyed ? undefined : deps.completedTtlMs);
+        runCounted = false;
+      }
       await Promise.all(pending);
-      if (settle(d, 'ack')) {
+      if (stored && settle(d, 'ack')) {
         metrics.processed.inc({ type: d.type, outcome: 'succeeded' });
         metrics.duration.observe({ type: d.type, outcome: 'succeeded' }, durationMs / 1000);
         log.info({ ms: durationMs }, 'job succeeded');
@@ -320,6 +454,7 @@ export function createDispatcher(deps: DispatcherDeps) {
       span.recordException(err as Error);
       span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
       if (d.settled) return; // handed back at shutdown while it ran
+      log ??= logger.child({ jobId: meta.jobId, traceId, type: d.type, attempt });
       const classification = classify(err, now());
       const decision = decideFailure(deps.policy, {
         type: d.type,
@@ -348,6 +483,8 @@ export function createDispatcher(deps: DispatcherDeps) {
       await act(d, decision, meta, attempt, base, log, emit, err);
     } finally {
       span.end();
+      // The run ended here, whatever its outcome: it was no crash.
+      if (runCounted) await deps.guards?.runs.end(meta.jobId);
       await release?.().catch(() => undefined);
       await Promise.all(pending);
     }
@@ -377,7 +514,11 @@ export function createDispatcher(deps: DispatcherDeps) {
     }, keepaliveMs);
     const base = { jobId: job.id, type: job.type, attempt: job.attempt, traceId: traceIdOf(ctx) ?? '' };
     const jobCtx: JobContext = {
-      signal: d.abort.signal,
+      // A getter: node makes an AbortController's signal on first use, and most handlers never
+      // look at it (making it was 2.5% of a busy worker's CPU).
+      get signal() {
+        return d.abort.signal;
+      },
       traceId: base.traceId,
       log: (message, fields) => {
         log.info({ ...fields, handlerLog: true }, message);
@@ -466,7 +607,13 @@ export function createDispatcher(deps: DispatcherDeps) {
           log.error({ err: publishErr }, 'dead-letter publish failed; NAKed to try again');
           return;
         }
-        await emit({ kind: 'job.dead_lettered', ...base, reason: decision.reason });
+        // dlq-manager writes this event too, with the same id, when it records the dead letter.
+        await emit({
+          kind: 'job.dead_lettered',
+          id: deadLetteredEventId(topology.streams.jobs, m.seq, meta.jobId),
+          ...base,
+          reason: decision.reason,
+        });
         settle(d, 'term');
         log.error({ err, errorClass: decision.errorClass, reason: decision.reason }, 'job dead-lettered');
         return;

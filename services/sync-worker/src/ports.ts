@@ -3,9 +3,12 @@
 
 /** Redis-backed helpers; every call fails open when Redis is down. */
 export interface GuardsPort {
-  completed: {
-    has(key: string): Promise<boolean>;
-    mark(key: string, ttlMs: number): Promise<void>;
+  /** One call when a run starts (completed already? runs that never ended?) and one when it ends. */
+  runs: {
+    start(key: string, ttlMs: number): Promise<{ completed: boolean; unfinished: number }>;
+    end(key: string, completedTtlMs?: number): Promise<void>;
+    /** Takes back the count of a run that did not happen after all. */
+    undo(key: string): Promise<void>;
   };
   rateLimit: {
     take(
@@ -24,6 +27,20 @@ export interface GuardsPort {
     renew(key: string, holder: string, leaseMs: number): Promise<void>;
     release(key: string, holder: string): Promise<void>;
   };
+}
+
+/**
+ * Durable completion records of idempotency-keyed jobs (the COMPLETIONS stream in NATS): the
+ * first success of a job id is recorded, and any later one finds it.
+ */
+export interface CompletionsPort {
+  get(jobId: string): Promise<{ attempt: number; at: string } | undefined>;
+  /** Records the job's success unless one is recorded already (then `existing` is that one). */
+  record(rec: {
+    jobId: string;
+    attempt: number;
+    at: string;
+  }): Promise<{ recorded: true } | { recorded: false; existing: { attempt: number; at: string } | undefined }>;
 }
 
 /** Checkpoints of completed steps, by job id and step name. */
