@@ -1,7 +1,19 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, REPO_ROOT, waitFor } from '@redrive/test-support';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { Topology } from '@redrive/messaging';
+import pg from 'pg';
+import {
+  createTestDatabase,
+  deleteStreams,
+  freePort,
+  REPO_ROOT,
+  SHARED_NATS_URL,
+  uniquePrefix,
+  waitFor,
+  type TestDatabase,
+} from '@redrive/test-support';
 
 /** A Redrive service run for a benchmark: its logs go nowhere, readiness is polled. */
 export interface BenchService {
@@ -112,4 +124,39 @@ export async function startBenchService(
       if (code !== 0) console.error(`bench: ${name} (pid ${proc.pid}) ended with ${signal ?? `exit code ${code}`}`);
     },
   };
+}
+
+/**
+ * Runs `body` with one Redrive service on its own prefix and a fresh database, and a pg client
+ * on that database; the service, streams and database are gone afterwards.
+ */
+export async function withServiceAndDatabase<T>(
+  nc: NatsConnection,
+  service: string,
+  tag: string,
+  env: Record<string, string>,
+  body: (ctx: { prefix: string; topology: Topology; db: pg.Client; service: BenchService }) => Promise<T>,
+): Promise<T> {
+  const prefix = uniquePrefix(tag);
+  let db: TestDatabase | undefined;
+  let svc: BenchService | undefined;
+  let pgc: pg.Client | undefined;
+  try {
+    db = await createTestDatabase(tag);
+    svc = await startBenchService(service, {
+      NATS_URL: SHARED_NATS_URL,
+      REDRIVE_PREFIX: prefix,
+      DATABASE_URL: db.url,
+      LOG_LEVEL: 'warn',
+      ...env,
+    });
+    pgc = new pg.Client({ connectionString: db.url });
+    await pgc.connect();
+    return await body({ prefix, topology: new Topology({ prefix }), db: pgc, service: svc });
+  } finally {
+    await pgc?.end().catch(() => undefined);
+    await svc?.stop();
+    await deleteStreams(nc, prefix);
+    await db?.drop();
+  }
 }

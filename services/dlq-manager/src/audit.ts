@@ -74,8 +74,10 @@ export function statusOf(kind: string): string | null {
 const MAX_TEXT = 10_000;
 const INT32_MAX = 2_147_483_647;
 
+// Cut by code points, so an emoji is never split in half. A string of at most `max` UTF-16
+// units has at most `max` code points and is kept as it is, without splitting it at all.
 const text = (v: unknown, max = MAX_TEXT): string | null =>
-  typeof v === 'string' && v !== '' ? Array.from(v).slice(0, max).join('') : null;
+  typeof v === 'string' && v !== '' ? (v.length <= max ? v : Array.from(v).slice(0, max).join('')) : null;
 const int = (v: unknown): number | null =>
   typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= INT32_MAX ? v : null;
 const ms = (v: unknown): number | null =>

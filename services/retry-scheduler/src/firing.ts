@@ -1,9 +1,9 @@
-import type { JetStreamClient } from '@nats-io/jetstream';
 import { within, type Deadline, type Logger } from '@redrive/lifecycle';
 import { createHeaders, H } from '@redrive/messaging';
-import { planFire, type FirePlan } from '@redrive/recurrence';
+import { planFire } from '@redrive/recurrence';
 import type { Pool } from '@redrive/store';
 import type { SchedulerMetrics } from './metrics.js';
+import type { Publisher, StoredAck } from './publisher.js';
 import {
   advanceSchedules,
   claimDue,
@@ -17,7 +17,7 @@ import type { Alarm } from './wakeup.js';
 
 export interface FiringDeps {
   pool: Pool;
-  js: JetStreamClient;
+  publisher: Publisher;
   namespace: string;
   batchSize: number;
   /** The longest sleep between looks at the table (the safety net; timers do the timing). */
@@ -45,6 +45,8 @@ export function fireHeaders(row: ScheduleRow, fireNumber: number) {
   h.set(H.attempt, String(repeating ? 0 : row.attempt));
   h.set(H.scheduleId, row.id);
   h.set(H.scheduleFire, String(fireNumber));
+  // The same id for every try of this fire: JetStream stores it once.
+  h.set(H.msgId, `${row.id}:${fireNumber}`);
   return h;
 }
 
@@ -64,27 +66,26 @@ export function createFiringLoop(deps: FiringDeps) {
   let lastPrune = 0;
   let failing = 0;
 
-  async function publish(row: ScheduleRow, plan: FirePlan): Promise<number> {
-    const ack = await deps.js.publish(row.subject, row.payload, {
-      headers: fireHeaders(row, plan.fireNumber),
-      msgID: `${row.id}:${plan.fireNumber}`,
-      timeout: deps.publishTimeoutMs,
-    });
-    if (ack.duplicate) metrics.republished.inc();
-    return now();
-  }
-
-  /** One round: returns how many rows it claimed and how many publishes failed. */
-  async function fireRound(): Promise<{ claimed: number; failed: number }> {
+  /**
+   * One round: claims due rows, publishes them and waits for the PubAcks. It returns how many
+   * rows it claimed and, still running, the advance and commit of its transaction (settling to
+   * the error that ended the round, if any), so the next round can claim and publish meanwhile.
+   */
+  async function fireRound(): Promise<{ claimed: number; committed: Promise<Error | undefined> }> {
     const client = await deps.pool.connect();
-    let broken = false;
+    const abort = async (err: unknown) => {
+      await client.query('ROLLBACK').catch(() => undefined);
+      client.release(true);
+      return err instanceof Error ? err : new Error(String(err));
+    };
     try {
       await client.query('BEGIN');
       const at = now();
       const rows = await claimDue(client, deps.namespace, new Date(at), deps.batchSize);
       if (rows.length === 0) {
         await client.query('COMMIT');
-        return { claimed: 0, failed: 0 };
+        client.release();
+        return { claimed: 0, committed: Promise.resolve(undefined) };
       }
       logger.debug({ claimed: rows.length }, 'claimed due schedules');
       const planned = rows.map((row) => ({
@@ -97,8 +98,22 @@ export function createFiringLoop(deps: FiringDeps) {
       }));
       const claimedAt = now();
       // All publishes of the round are in flight at once; their PubAcks come back pipelined.
+      const sends = planned.filter(({ plan }) => plan.publish);
+      const acks = deps.publisher.publishAll(
+        sends.map(({ row, plan }) => ({
+          subject: row.subject,
+          data: row.payload,
+          headers: fireHeaders(row, plan.fireNumber),
+        })),
+        deps.publishTimeoutMs,
+      );
+      const acked = async (ack: Promise<StoredAck>) => {
+        if ((await ack).duplicate) metrics.republished.inc();
+        return now();
+      };
+      let sent = 0;
       const results = await Promise.allSettled(
-        planned.map(({ row, plan }) => (plan.publish ? publish(row, plan) : Promise.resolve(undefined))),
+        planned.map(({ plan }) => (plan.publish ? acked(acks[sent++]!) : Promise.resolve(undefined))),
       );
       const moves: Advance[] = [];
       let failed = 0;
@@ -127,19 +142,19 @@ export function createFiringLoop(deps: FiringDeps) {
         });
       }
       const publishedAt = now();
-      await advanceSchedules(client, deps.namespace, moves);
-      await client.query('COMMIT');
-      logger.debug(
-        { claimed: rows.length, failed, ms: now() - at, claimMs: claimedAt - at, publishMs: publishedAt - claimedAt },
-        'fired due schedules',
-      );
-      return { claimed: rows.length, failed };
+      const committed = (async () => {
+        await advanceSchedules(client, deps.namespace, moves);
+        await client.query('COMMIT');
+        client.release();
+        logger.debug(
+          { claimed: rows.length, failed, ms: now() - at, claimMs: claimedAt - at, publishMs: publishedAt - claimedAt },
+          'fired due schedules',
+        );
+        return failed > 0 ? new Error(`${failed} fire(s) not acknowledged by JetStream`) : undefined;
+      })().catch(abort);
+      return { claimed: rows.length, committed };
     } catch (err) {
-      broken = true;
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release(broken ? true : undefined);
+      throw await abort(err);
     }
   }
 
@@ -151,13 +166,27 @@ export function createFiringLoop(deps: FiringDeps) {
   }
 
   async function run(): Promise<void> {
+    // The last round's advance and commit. The next round claims and publishes meanwhile: the
+    // rows of the last one stay locked until its commit, so SKIP LOCKED passes them by, and
+    // Postgres's round trips overlap JetStream's instead of adding to them.
+    let committing: Promise<Error | undefined> = Promise.resolve(undefined);
+    /** Waits for the commit in flight; throws the error that ended its round. */
+    const settle = async () => {
+      const err = await committing;
+      committing = Promise.resolve(undefined);
+      if (err) throw err;
+    };
     while (!stopping) {
       try {
-        const { claimed, failed } = await fireRound();
-        if (failed > 0) throw new Error(`${failed} fire(s) not acknowledged by JetStream`);
+        const round = await fireRound();
+        const previous = committing;
+        committing = round.committed;
+        const err = await previous;
+        if (err) throw err;
         failing = 0;
         // A full round means more may be due right now.
-        if (claimed >= deps.batchSize) continue;
+        if (round.claimed >= deps.batchSize) continue;
+        await settle();
         const next = await peekNextDue(deps.pool, deps.namespace);
         const t = now();
         if (next && next.getTime() <= t) continue;
@@ -171,6 +200,8 @@ export function createFiringLoop(deps: FiringDeps) {
         await alarm.wait(now() + pause);
       }
     }
+    const err = await committing;
+    if (err) logger.error({ err }, 'the last firing round failed; its rows stay due');
   }
 
   return {

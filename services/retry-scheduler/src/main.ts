@@ -9,6 +9,7 @@ import { createSchedulerApi } from './api.js';
 import { loadSchedulerConfig } from './config.js';
 import { createFiringLoop } from './firing.js';
 import { createSchedulerMetrics } from './metrics.js';
+import { createPublisher } from './publisher.js';
 import { createRequestConsumer } from './requests.js';
 import { Alarm, listenForSchedules } from './wakeup.js';
 
@@ -97,9 +98,11 @@ await runService({
     api.start();
     stack.add('api', () => api.stop());
 
+    const publisher = createPublisher(nc);
+    stack.add('publisher', () => publisher.close());
     const firing = createFiringLoop({
       pool,
-      js,
+      publisher,
       namespace,
       batchSize: config.batchSize,
       pollMaxMs: config.pollMaxMs,
