@@ -1,7 +1,7 @@
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { type Deadline, type Logger, within } from '@redrive/lifecycle';
-import { randomUUID } from 'node:crypto';
 import {
+  createUuidV7,
   deadLetteredEventId,
   headersToObject,
   readJobHeaders,
@@ -130,6 +130,8 @@ export function createDispatcher(deps: DispatcherDeps) {
   const loops: Promise<void>[] = [];
   const outcomes = createOutcomes({ js: deps.js, topology });
   const keepaliveMs = Math.max(500, Math.floor(deps.ackWaitMs / 2));
+  // A success event's id is fixed before its first publish, so a publish tried again keeps it.
+  const newEventId = createUuidV7();
   let stopping = false;
   let seq = 0;
 
@@ -426,7 +428,7 @@ export function createDispatcher(deps: DispatcherDeps) {
         d,
         {
           kind: 'attempt.succeeded',
-          id: keyed ? succeededEventId(meta.jobId) : randomUUID(),
+          id: keyed ? succeededEventId(meta.jobId) : newEventId(),
           jobId: meta.jobId,
           type: d.type,
           attempt,
