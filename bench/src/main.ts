@@ -86,7 +86,7 @@ try {
           metric: 'throughput',
           unit: 'jobs/s',
           value: nats,
-          baseline: { name: 'raw-jetstream', value: raw! },
+          baseline: { name: 'raw-jetstream', value: raw!, unit: 'msgs/s' },
           target: 0.75,
         }),
       );

@@ -4,7 +4,8 @@ export interface Figure {
   metric: string;
   unit: string;
   value: number;
-  baseline?: { name: string; value: number };
+  /** `unit` when the baseline counts something else (raw JetStream counts messages). */
+  baseline?: { name: string; value: number; unit?: string };
   ratio?: number;
   /** The target the issue sets, as a ratio (throughput) or an absolute bound (latency, memory). */
   target?: number;
@@ -17,7 +18,9 @@ export function figure(f: Omit<Figure, 'ratio'>): Figure {
 }
 
 export function printFigure(f: Figure): void {
-  const base = f.baseline ? `  vs ${f.baseline.name} ${f.baseline.value} ${f.unit}  ratio ${f.ratio}` : '';
+  const base = f.baseline
+    ? `  vs ${f.baseline.name} ${f.baseline.value} ${f.baseline.unit ?? f.unit}  ratio ${f.ratio}`
+    : '';
   const target = f.target !== undefined ? `  (target ${f.target})` : '';
   console.log(
     `${f.name.padEnd(22)} ${f.metric.padEnd(12)} ${String(f.value).padStart(9)} ${f.unit}${base}${target}${f.note ? `  ${f.note}` : ''}`,
