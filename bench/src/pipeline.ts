@@ -1,9 +1,19 @@
 // Redrive's full path: jobs in (straight to NATS, or over HTTP in batches), a no-op handler
-// in sync-worker, acks and lifecycle events; completion is seen on events.attempt.succeeded.
+// in sync-worker, acks, lifecycle events, and dlq-manager projecting them into audit rows in
+// Postgres. Throughput counts a job when its success row is in audit_events; latency, when its
+// attempt.succeeded event is stored (the audit row follows in the next projection batch).
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { decodeEvents, publishJob, Topology } from '@redrive/messaging';
-import { deleteStreams, SHARED_NATS_URL, uniquePrefix } from '@redrive/test-support';
+import pg from 'pg';
+import {
+  createTestDatabase,
+  deleteStreams,
+  SHARED_NATS_URL,
+  uniquePrefix,
+  waitFor,
+  type TestDatabase,
+} from '@redrive/test-support';
 import { startBenchService, type BenchService } from './services.js';
 import { atRate, percentile, round, sleep } from './stats.js';
 
@@ -14,6 +24,8 @@ export interface PipelineRun {
   intakePort?: number;
   /** Resolves when `count` jobs have succeeded; records when each job id succeeded. */
   successes(count: number): { done: Promise<void>; at: Map<string, number> };
+  /** Resolves when audit_events holds the success rows of `count` more jobs (counted across calls). */
+  audited(count: number): Promise<void>;
   peakRssMb(): Record<string, number>;
   close(): Promise<void>;
 }
@@ -33,6 +45,10 @@ export async function startPipeline(
   const common = { NATS_URL: SHARED_NATS_URL, REDRIVE_PREFIX: prefix };
   const services: BenchService[] = [];
   const count = { countLogLines: opts.countLogLines ?? false };
+  const db: TestDatabase = await createTestDatabase('benchpipe');
+  const sql = new pg.Client({ connectionString: db.url });
+  await sql.connect();
+  services.push(await startBenchService('dlq-manager', { ...common, DATABASE_URL: db.url, LOG_LEVEL: 'warn' }, count));
   services.push(
     await startBenchService(
       'sync-worker',
@@ -47,6 +63,7 @@ export async function startPipeline(
     ),
   );
   if (opts.http) services.push(await startBenchService('intake', { ...common, INTAKE_MAX_BATCH: '1000' }, count));
+  const audits = { seen: 0 };
   const peaks: Record<string, number> = {};
   const sampler = setInterval(() => {
     for (const s of services) peaks[s.name] = Math.max(peaks[s.name] ?? 0, s.rssMb());
@@ -55,7 +72,7 @@ export async function startPipeline(
     nc,
     topology,
     services,
-    ...(opts.http ? { intakePort: services[1]!.port } : {}),
+    ...(opts.http ? { intakePort: services.find((x) => x.name === 'intake')!.port } : {}),
     successes(count) {
       const at = new Map<string, number>();
       const sub = nc.subscribe(topology.eventSubject('attempt.succeeded'));
@@ -68,11 +85,25 @@ export async function startPipeline(
       })();
       return { done, at };
     },
+    async audited(n) {
+      const rows = async () =>
+        (await sql.query<{ n: number }>("SELECT count(*)::int AS n FROM audit_events WHERE kind = 'attempt.succeeded'"))
+          .rows[0]!.n;
+      const target = audits.seen + n;
+      await waitFor(async () => (await rows()) >= target, {
+        timeoutMs: 300_000,
+        intervalMs: 20,
+        what: `${n} audit rows`,
+      });
+      audits.seen = target;
+    },
     peakRssMb: () => ({ ...peaks }),
     async close() {
       clearInterval(sampler);
       for (const s of [...services].reverse()) await s.stop();
+      await sql.end().catch(() => undefined);
       await deleteStreams(nc, prefix);
+      await db.drop();
     },
   };
 }
@@ -98,6 +129,7 @@ export async function pipelineNatsThroughput(run: PipelineRun, count: number, si
     if (inflight.size >= 1_000) await Promise.race(inflight);
   }
   await done;
+  await run.audited(count);
   return round(count / ((performance.now() - started) / 1000), 0);
 }
 
@@ -128,6 +160,7 @@ export async function pipelineHttpThroughput(
   };
   await Promise.all(Array.from({ length: parallel }, sender));
   await done;
+  await run.audited(count);
   return round(count / ((performance.now() - started) / 1000), 0);
 }
 
@@ -151,6 +184,7 @@ export async function pipelineLatency(run: PipelineRun, count: number, rate: num
     });
   });
   await done;
+  await run.audited(count);
   const latencies = [...sent].map(([id, t]) => at.get(id)! - t);
   return {
     p50: round(percentile(latencies, 50), 2),
