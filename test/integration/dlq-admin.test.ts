@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publishJob, Topology, writeDeadLetterHeaders } from '@redrive/messaging';
 import {
   connectTestClient,
+  consumersSettled,
   createTestDatabase,
   deleteStreams,
   freePort,
@@ -124,18 +125,13 @@ async function timelineOf(jobId: string) {
 
 /** Waits until dlq-manager has projected every event and recorded every dead letter so far. */
 async function settled(): Promise<void> {
-  await waitFor(
-    async () => {
-      for (const [stream, consumer] of [
-        [topology.streams.events, 'dlq-manager-audit'],
-        [topology.streams.dlq, 'dlq-manager-recorder'],
-        [topology.streams.advisories, 'dlq-manager-advisories'],
-      ] as const) {
-        const c = await jsm.consumers.info(stream, consumer);
-        if (c.num_pending > 0 || c.num_ack_pending > 0) return false;
-      }
-      return true;
-    },
+  await consumersSettled(
+    jsm,
+    [
+      [topology.streams.events, 'dlq-manager-audit'],
+      [topology.streams.dlq, 'dlq-manager-recorder'],
+      [topology.streams.advisories, 'dlq-manager-advisories'],
+    ],
     { timeoutMs: 15_000, what: 'dlq-manager to settle' },
   );
 }

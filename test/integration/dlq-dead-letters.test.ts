@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEventPublisher, publishJob, Topology } from '@redrive/messaging';
 import {
   connectTestClient,
+  consumersSettled,
   createTestDatabase,
   deleteStreams,
   freePort,
@@ -81,17 +82,12 @@ const auditOf = async (jobId: string, kind: string) =>
 
 /** Waits until dlq-manager has settled every advisory and every DLQ message so far. */
 async function settled(): Promise<void> {
-  await waitFor(
-    async () => {
-      for (const [stream, consumer] of [
-        [topology.streams.advisories, 'dlq-manager-advisories'],
-        [topology.streams.dlq, 'dlq-manager-recorder'],
-      ] as const) {
-        const c = await jsm.consumers.info(stream, consumer);
-        if (c.num_pending > 0 || c.num_ack_pending > 0) return false;
-      }
-      return true;
-    },
+  await consumersSettled(
+    jsm,
+    [
+      [topology.streams.advisories, 'dlq-manager-advisories'],
+      [topology.streams.dlq, 'dlq-manager-recorder'],
+    ],
     { timeoutMs: 20_000, what: 'dlq-manager to settle its consumers' },
   );
 }

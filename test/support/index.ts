@@ -13,4 +13,4 @@ export { REPO_ROOT, startService, type LogLine, type ServiceProcess } from './se
 export { readRecords, recordFilePath } from './records.js';
 export { startRedisServer, type PrivateRedis } from './redis.js';
 export { startFaultProxy, type FaultProxy } from './proxy.js';
-export { streamMessages } from './streams.js';
+export { consumersSettled, streamMessages } from './streams.js';

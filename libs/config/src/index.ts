@@ -20,3 +20,4 @@ export {
 export { natsEnv, natsSettingsFrom } from './nats.js';
 export { topologyEnv, topologyOptionsFrom } from './topology.js';
 export { runtimeEnv } from './runtime.js';
+export { serviceEnv, serviceSettingsFrom } from './service.js';

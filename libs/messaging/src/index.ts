@@ -4,6 +4,7 @@ export {
   type CompletionStore,
   type RecordOutcome,
 } from './completions.js';
+export { connectAndProvision, logProvisioned } from './bootstrap.js';
 export { connectNats, natsConnectionOptions, type NatsSettings } from './connection.js';
 export { createUuidV7 } from './ids.js';
 export {

@@ -4,16 +4,13 @@ import {
   freezeConfig,
   int,
   json,
-  natsEnv,
-  natsSettingsFrom,
   oneOf,
   parseEnv,
   port,
-  runtimeEnv,
   str,
-  topologyEnv,
-  topologyOptionsFrom,
   type Env,
+  serviceEnv,
+  serviceSettingsFrom,
 } from '@redrive/config';
 import { databaseEnv } from '@redrive/store';
 import { z } from 'zod';
@@ -31,9 +28,7 @@ export const FAULTS = ['', 'exit-after-dlq-publish', 'exit-before-record-commit'
 export type Fault = (typeof FAULTS)[number];
 
 export const dlqEnv = z.object({
-  ...natsEnv,
-  ...topologyEnv,
-  ...runtimeEnv,
+  ...serviceEnv,
   ...databaseEnv,
   DLQ_HOST: str('0.0.0.0'),
   DLQ_PORT: port(8081),
@@ -70,10 +65,7 @@ export const dlqEnv = z.object({
 export function loadDlqConfig(env: Env = process.env) {
   const e = parseEnv(dlqEnv, env);
   return freezeConfig({
-    nats: natsSettingsFrom(e),
-    topology: topologyOptionsFrom(e),
-    log: { level: e.LOG_LEVEL, pretty: e.LOG_PRETTY },
-    shutdownGraceMs: e.SHUTDOWN_GRACE,
+    ...serviceSettingsFrom(e),
     databaseUrl: e.DATABASE_URL,
     migrate: e.DLQ_MIGRATE,
     http: { host: e.DLQ_HOST, port: e.DLQ_PORT },

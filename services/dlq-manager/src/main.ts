@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { createLogger, loadConfigOrExit, runService, ShutdownStack, within } from '@redrive/lifecycle';
-import { connectNats, ensureConsumer, ensureStreams, streamProblems, Topology } from '@redrive/messaging';
+import { connectAndProvision, ensureConsumer, logProvisioned, streamProblems } from '@redrive/messaging';
 import { closePool, createPool, ensureDatabase, migrate } from '@redrive/store';
 import { createMetricsRegistry, startTelemetry } from '@redrive/telemetry';
 import { createAdmin } from './admin.js';
@@ -42,22 +41,18 @@ await runService({
     const pool = createPool({ url: config.databaseUrl, applicationName: 'redrive-dlq-manager', logger });
     stack.add('postgres', () => closePool(pool));
 
-    const nc = await connectNats(config.nats, 'redrive-dlq-manager', logger);
+    const { nc, js, jsm, topology } = await connectAndProvision(
+      config.nats,
+      'redrive-dlq-manager',
+      config.topology,
+      logger,
+    );
     stack.add('nats', () => nc.drain());
-    const jsm = await jetstreamManager(nc);
-    const js = jetstream(nc);
-    const topology = new Topology(config.topology);
-    for (const r of await ensureStreams(jsm, topology.streamConfigs())) {
-      if (r.action !== 'unchanged')
-        logger.info({ stream: r.name, action: r.action, changes: r.changes }, 'stream provisioned');
-    }
     for (const { stream, config: c } of dlqConsumerConfigs(topology, {
       ackWaitMs: config.ackWaitMs,
       auditBatch: config.audit.batch,
     })) {
-      const r = await ensureConsumer(jsm, stream, c);
-      if (r.action !== 'unchanged')
-        logger.info({ consumer: r.name, action: r.action, changes: r.changes }, 'consumer provisioned');
+      logProvisioned(logger, [await ensureConsumer(jsm, stream, c)]);
     }
 
     const registry = createMetricsRegistry('dlq-manager');

@@ -5,22 +5,17 @@ import {
   int,
   list,
   MAX_TIMER_MS,
-  natsEnv,
-  natsSettingsFrom,
   parseEnv,
   port,
-  runtimeEnv,
   str,
-  topologyEnv,
-  topologyOptionsFrom,
   type Env,
+  serviceEnv,
+  serviceSettingsFrom,
 } from '@redrive/config';
 import { z } from 'zod';
 
 export const intakeEnv = z.object({
-  ...natsEnv,
-  ...topologyEnv,
-  ...runtimeEnv,
+  ...serviceEnv,
   INTAKE_HOST: str('0.0.0.0'),
   INTAKE_PORT: port(8080),
   /** Producer API keys; when set, every /v1 request must present one. */
@@ -40,10 +35,7 @@ export const intakeEnv = z.object({
 export function loadIntakeConfig(env: Env = process.env) {
   const e = parseEnv(intakeEnv, env);
   return freezeConfig({
-    nats: natsSettingsFrom(e),
-    topology: topologyOptionsFrom(e),
-    log: { level: e.LOG_LEVEL, pretty: e.LOG_PRETTY },
-    shutdownGraceMs: e.SHUTDOWN_GRACE,
+    ...serviceSettingsFrom(e),
     http: { host: e.INTAKE_HOST, port: e.INTAKE_PORT },
     apiKeys: e.INTAKE_API_KEYS,
     maxPayloadBytes: e.INTAKE_MAX_PAYLOAD,

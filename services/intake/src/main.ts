@@ -1,7 +1,6 @@
 #!/usr/bin/env node
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { createLogger, loadConfigOrExit, runService, ShutdownStack } from '@redrive/lifecycle';
-import { connectNats, createSchedulerClient, ensureStreams, Topology } from '@redrive/messaging';
+import { connectAndProvision, createSchedulerClient } from '@redrive/messaging';
 import { createMetricsRegistry, startTelemetry } from '@redrive/telemetry';
 import { buildIntakeApp } from './app.js';
 import { loadIntakeConfig } from './config.js';
@@ -17,18 +16,12 @@ await runService({
     const telemetry = await startTelemetry({ serviceName: 'redrive-intake' });
     stack.add('telemetry', () => telemetry.shutdown());
 
-    const nc = await connectNats(config.nats, 'redrive-intake', logger);
+    const { nc, js, jsm, topology } = await connectAndProvision(config.nats, 'redrive-intake', config.topology, logger);
     stack.add('nats', () => nc.drain());
-    const jsm = await jetstreamManager(nc);
-    const topology = new Topology(config.topology);
-    for (const r of await ensureStreams(jsm, topology.streamConfigs())) {
-      if (r.action !== 'unchanged')
-        logger.info({ stream: r.name, action: r.action, changes: r.changes }, 'stream provisioned');
-    }
 
     const app = await buildIntakeApp({
       config,
-      js: jetstream(nc),
+      js,
       jsm,
       topology,
       registry: createMetricsRegistry('intake'),

@@ -3,23 +3,18 @@ import {
   freezeConfig,
   int,
   MAX_TIMER_MS,
-  natsEnv,
-  natsSettingsFrom,
   parseEnv,
   port,
-  runtimeEnv,
   str,
-  topologyEnv,
-  topologyOptionsFrom,
   type Env,
+  serviceEnv,
+  serviceSettingsFrom,
 } from '@redrive/config';
 import { databaseEnv } from '@redrive/store';
 import { z } from 'zod';
 
 export const schedulerEnv = z.object({
-  ...natsEnv,
-  ...topologyEnv,
-  ...runtimeEnv,
+  ...serviceEnv,
   ...databaseEnv,
   SCHEDULER_HOST: str('0.0.0.0'),
   SCHEDULER_PORT: port(9091),
@@ -46,10 +41,7 @@ export const schedulerEnv = z.object({
 export function loadSchedulerConfig(env: Env = process.env) {
   const e = parseEnv(schedulerEnv, env);
   return freezeConfig({
-    nats: natsSettingsFrom(e),
-    topology: topologyOptionsFrom(e),
-    log: { level: e.LOG_LEVEL, pretty: e.LOG_PRETTY },
-    shutdownGraceMs: e.SHUTDOWN_GRACE,
+    ...serviceSettingsFrom(e),
     http: { host: e.SCHEDULER_HOST, port: e.SCHEDULER_PORT },
     databaseUrl: e.DATABASE_URL,
     poolSize: e.SCHEDULER_POOL_SIZE,

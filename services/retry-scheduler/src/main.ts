@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerConfig } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, type ConsumerConfig } from '@nats-io/jetstream';
 import { createHttpApp, registerProbes } from '@redrive/http';
 import { createLogger, loadConfigOrExit, runService, ShutdownStack } from '@redrive/lifecycle';
-import { connectNats, ensureConsumer, ensureStreams, streamProblems, Topology } from '@redrive/messaging';
+import { connectAndProvision, ensureConsumer, streamProblems } from '@redrive/messaging';
 import { closePool, createPool, ensureDatabase, migrate } from '@redrive/store';
 import { createMetricsRegistry, startTelemetry } from '@redrive/telemetry';
 import { createSchedulerApi } from './api.js';
@@ -27,14 +27,13 @@ await runService({
     const telemetry = await startTelemetry({ serviceName: 'redrive-retry-scheduler' });
     stack.add('telemetry', () => telemetry.shutdown());
 
-    const nc = await connectNats(config.nats, 'redrive-retry-scheduler', logger);
+    const { nc, js, jsm, topology } = await connectAndProvision(
+      config.nats,
+      'redrive-retry-scheduler',
+      config.topology,
+      logger,
+    );
     stack.add('nats', () => nc.drain());
-    const jsm = await jetstreamManager(nc);
-    const topology = new Topology(config.topology);
-    for (const r of await ensureStreams(jsm, topology.streamConfigs())) {
-      if (r.action !== 'unchanged')
-        logger.info({ stream: r.name, action: r.action, changes: r.changes }, 'stream provisioned');
-    }
     // One durable consumer shared by every replica: SCHEDULE is a work queue, so each request
     // goes to one of them and leaves the stream when acked.
     const consumer = await ensureConsumer(jsm, topology.streams.schedule, {
@@ -67,7 +66,6 @@ await runService({
 
     const registry = createMetricsRegistry('retry-scheduler');
     const metrics = createSchedulerMetrics(registry);
-    const js = jetstream(nc);
     const namespace = topology.options.prefix;
     const alarm = new Alarm();
 

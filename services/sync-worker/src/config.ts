@@ -5,16 +5,13 @@ import {
   json,
   list,
   MAX_TIMER_MS,
-  natsEnv,
-  natsSettingsFrom,
   optStr,
   parseEnv,
   port,
-  runtimeEnv,
   str,
-  topologyEnv,
-  topologyOptionsFrom,
   type Env,
+  serviceEnv,
+  serviceSettingsFrom,
 } from '@redrive/config';
 import { JOB_TYPE_PATTERN } from '@redrive/messaging';
 import { ERROR_CLASSES } from '@redrive/retry-policy';
@@ -38,9 +35,7 @@ const rateLimit = z
   .strict();
 
 export const workerEnv = z.object({
-  ...natsEnv,
-  ...topologyEnv,
-  ...runtimeEnv,
+  ...serviceEnv,
   WORKER_HOST: str('0.0.0.0'),
   WORKER_PORT: port(9090),
   /** Jobs run at once by this process, across all types and lanes. */
@@ -83,10 +78,7 @@ export const workerEnv = z.object({
 export function loadWorkerConfig(env: Env = process.env) {
   const e = parseEnv(workerEnv, env);
   return freezeConfig({
-    nats: natsSettingsFrom(e),
-    topology: topologyOptionsFrom(e),
-    log: { level: e.LOG_LEVEL, pretty: e.LOG_PRETTY },
-    shutdownGraceMs: e.SHUTDOWN_GRACE,
+    ...serviceSettingsFrom(e),
     http: { host: e.WORKER_HOST, port: e.WORKER_PORT },
     concurrency: e.WORKER_CONCURRENCY,
     prefetch: e.WORKER_PREFETCH || e.WORKER_CONCURRENCY,

@@ -1,15 +1,13 @@
 #!/usr/bin/env node
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { createHttpApp, registerProbes } from '@redrive/http';
 import { createLogger, loadConfigOrExit, runService, ShutdownStack } from '@redrive/lifecycle';
 import {
-  connectNats,
+  connectAndProvision,
   createCompletionStore,
   createEventPublisher,
   ensureConsumer,
-  ensureStreams,
+  logProvisioned,
   streamProblems,
-  Topology,
 } from '@redrive/messaging';
 import { createRetryPolicy } from '@redrive/retry-policy';
 import type { Guards } from '@redrive/guards';
@@ -45,22 +43,18 @@ await runService({
       );
     }
 
-    const nc = await connectNats(config.nats, 'redrive-sync-worker', logger);
+    const { nc, js, jsm, topology } = await connectAndProvision(
+      config.nats,
+      'redrive-sync-worker',
+      config.topology,
+      logger,
+    );
     stack.add('nats', () => nc.drain());
-    const jsm = await jetstreamManager(nc);
-    const topology = new Topology(config.topology);
-    for (const r of await ensureStreams(jsm, topology.streamConfigs())) {
-      if (r.action !== 'unchanged')
-        logger.info({ stream: r.name, action: r.action, changes: r.changes }, 'stream provisioned');
-    }
     for (const c of topology.workerConsumerConfigs(types, config.consumer)) {
-      const r = await ensureConsumer(jsm, topology.streams.jobs, c);
-      if (r.action !== 'unchanged')
-        logger.info({ consumer: r.name, action: r.action, changes: r.changes }, 'consumer provisioned');
+      logProvisioned(logger, [await ensureConsumer(jsm, topology.streams.jobs, c)]);
     }
 
     const registry = createMetricsRegistry('sync-worker');
-    const js = jetstream(nc);
     // Redis (ioredis) and Postgres (pg, node-pg-migrate) are loaded only when configured: a
     // worker without them does not carry their modules (15-20 MB of an idle worker's RSS).
     let guards: Guards | undefined;
