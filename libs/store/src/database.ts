@@ -6,6 +6,9 @@ import { CONNECT_TIMEOUT_MS } from './pool.js';
 // SQLSTATEs: invalid_catalog_name (the database does not exist) and duplicate_database.
 const DATABASE_MISSING = '3D000';
 const DATABASE_EXISTS = '42P04';
+// Two CREATE DATABASE of one name at the same moment: the loser can fail on the catalog's
+// unique index instead of with 42P04 (seen when the services of a fresh stack start together).
+const UNIQUE_VIOLATION = '23505';
 /** Every Postgres server has this database; it exists so tools have somewhere to connect. */
 const MAINTENANCE_DATABASE = 'postgres';
 
@@ -64,6 +67,11 @@ export async function ensureDatabase(url: string, logger: Logger): Promise<boole
   } catch (err) {
     // Another replica or operator created it in the meantime: the outcome we wanted.
     if (sqlState(err) === DATABASE_EXISTS) return false;
+    if (
+      sqlState(err) === UNIQUE_VIOLATION &&
+      (err as { constraint?: string }).constraint === 'pg_database_datname_index'
+    )
+      return false;
     return rethrowUnavailable(err, `creating database "${name}"`);
   }
   logger.info({ ...describeUrl(url) }, `database "${name}" did not exist; created it`);
