@@ -60,6 +60,15 @@ function byStatus(status: number): ErrorClass | undefined {
   return undefined;
 }
 
+/**
+ * An HttpStatusError is a final answer that is not a success: 408, 429 and 5xx are worth
+ * retrying, and every other status (4xx, a 3xx redirect that was not followed, anything
+ * odd) is the target refusing this request, which the same request will not change.
+ */
+function byHttpStatus(status: number): ErrorClass {
+  return byStatus(status) ?? 'client';
+}
+
 /** Walks an error and its causes, and names the class of the first one a rule recognises. */
 function classOf(err: unknown, depth = 0): ErrorClass | undefined {
   if (!err || typeof err !== 'object' || depth > 5) return undefined;
@@ -67,8 +76,9 @@ function classOf(err: unknown, depth = 0): ErrorClass | undefined {
   if (err instanceof JobTimeoutError || e.name === 'TimeoutError') return 'timeout';
   if (err instanceof SignatureError) return 'signature';
   if (err instanceof ValidationError || e.name === 'HeaderError') return 'validation';
-  if (err instanceof HttpStatusError || (typeof e.status === 'number' && e.status >= 400)) {
-    const c = byStatus(e.status as number);
+  if (err instanceof HttpStatusError) return byHttpStatus(err.status);
+  if (typeof e.status === 'number' && e.status >= 400) {
+    const c = byStatus(e.status);
     if (c) return c;
   }
   if (e.name === 'StoreUnavailableError') return 'database';

@@ -39,6 +39,14 @@ describe('classify', () => {
     ['Postgres deadlock 40P01', coded('40P01'), 'database'],
     ['HTTP 400', new HttpStatusError(400, 'u'), 'client'],
     ['HTTP 404', new HttpStatusError(404, 'u'), 'client'],
+    // A redirect the http handler does not follow (301/302/303, or 307/308 without Location)
+    // is the target's final answer: dead-lettered, as the README says of non-2xx statuses.
+    ['HTTP 301', new HttpStatusError(301, 'u'), 'client'],
+    ['HTTP 302', new HttpStatusError(302, 'u'), 'client'],
+    ['HTTP 303', new HttpStatusError(303, 'u'), 'client'],
+    ['HTTP 308', new HttpStatusError(308, 'u'), 'client'],
+    ['an object with status 404', Object.assign(new Error('nope'), { status: 404 }), 'client'],
+    ['an object with status 302', Object.assign(new Error('moved'), { status: 302 }), 'unknown'],
     ['SignatureError', new SignatureError('bad sig'), 'signature'],
     ['ValidationError', new ValidationError('bad', 'a.b'), 'validation'],
     ['a plain Error', new Error('what'), 'unknown'],
@@ -103,6 +111,14 @@ describe('decideFailure', () => {
 
   it('dead-letters a 400 after one attempt as non_retryable, class client', () => {
     expect(decideFailure(policy, facts(new HttpStatusError(400, 'u'), 1))).toEqual({
+      kind: 'deadLetter',
+      reason: 'non_retryable',
+      errorClass: 'client',
+    });
+  });
+
+  it('dead-letters a 302 from an http target after one attempt as non_retryable, class client', () => {
+    expect(decideFailure(policy, facts(new HttpStatusError(302, 'u'), 1))).toEqual({
       kind: 'deadLetter',
       reason: 'non_retryable',
       errorClass: 'client',

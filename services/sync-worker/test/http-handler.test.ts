@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { HttpStatusError, NonRetryableError, ValidationError, type Job, type JobContext } from '@redrive/sdk';
+import { classify } from '@redrive/retry-policy';
 import { context, startTelemetry, trace, type Telemetry } from '@redrive/telemetry';
 import {
   BlockedAddressError,
@@ -495,6 +496,8 @@ describe('http handler: SSRF protection', () => {
     expect(err.message).toContain('loopback');
     expect(srv.connections).toBe(0);
     expect(srv.received).toHaveLength(0);
+    // Dead-lettered at once with a class that says what happened, never retried as `unknown`.
+    expect(classify(err)).toMatchObject({ errorClass: 'validation', retryable: false });
   });
 
   it('refuses private, link-local, loopback and unspecified addresses without attempting a connection', async () => {
@@ -626,6 +629,8 @@ describe('http handler: redirects', () => {
       expect(err).toBeInstanceOf(HttpStatusError);
       expect(err).toMatchObject({ status });
       expect(target.connections).toBe(0);
+      // The README: statuses other than 2xx, 408, 429 and 5xx are dead-lettered, not retried.
+      expect(classify(err).errorClass, String(status)).toBe('client');
     }
   });
 

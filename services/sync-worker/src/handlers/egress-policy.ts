@@ -1,13 +1,17 @@
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
-import { NonRetryableError } from '@redrive/sdk';
+import { ValidationError } from '@redrive/sdk';
 
 // Where the http handler may send a job. A job's envelope names its own URL, so whoever can
 // publish a job could otherwise make the worker POST to its own network: cloud metadata
 // (169.254.169.254), admin ports on loopback, services behind the firewall (SSRF).
 
-/** An address the http handler refuses to connect to, with the reason. */
-export class BlockedAddressError extends NonRetryableError {
+/**
+ * An address the http handler refuses to connect to, with the reason. A ValidationError: the
+ * job names (or its target redirects to) a destination it may not reach, which no retry
+ * changes, so it is dead-lettered at once with class `validation`.
+ */
+export class BlockedAddressError extends ValidationError {
   override readonly name: string = 'BlockedAddressError';
   constructor(
     /** The host of the URL, as written (or normalized by URL parsing). */
@@ -17,6 +21,7 @@ export class BlockedAddressError extends NonRetryableError {
   ) {
     super(
       `refusing to send to ${host}: ${host === address ? 'it' : `it resolves to ${address}, which`} is a ${range} address (list the host in HTTP_ALLOW_HOSTS to allow it)`,
+      'url',
     );
   }
 }
