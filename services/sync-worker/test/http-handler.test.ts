@@ -514,6 +514,14 @@ describe('http handler: SSRF protection', () => {
       ['http://[fd00:ec2::254]/', 'fd00:ec2::254', 'private'],
       ['http://[::ffff:169.254.169.254]/', '::ffff:a9fe:a9fe', 'link-local'],
       ['http://[::ffff:10.1.2.3]/', '::ffff:a01:203', 'private'],
+      // NAT64, 6to4 and IPv4-compatible forms of the metadata address, and the special IPv4 blocks.
+      ['http://[64:ff9b::169.254.169.254]/', '64:ff9b::a9fe:a9fe', 'NAT64'],
+      ['http://[64:ff9b:1::a9fe:a9fe]/', '64:ff9b:1::a9fe:a9fe', 'NAT64'],
+      ['http://[2002:a9fe:a9fe::]/', '2002:a9fe:a9fe::', '6to4'],
+      ['http://[::169.254.169.254]/', '::a9fe:a9fe', 'IPv4-compatible'],
+      ['http://[fec0::1]/', 'fec0::1', 'site-local'],
+      ['http://192.0.0.170/', '192.0.0.170', 'reserved (special-purpose)'],
+      ['http://198.18.0.1/', '198.18.0.1', 'reserved (special-purpose)'],
       // WHATWG URL parsing turns these spellings into 127.0.0.1 before anything else looks.
       ['http://2130706433/', '127.0.0.1', 'loopback'],
       ['http://0x7f.1/', '127.0.0.1', 'loopback'],

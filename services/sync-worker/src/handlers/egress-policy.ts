@@ -1,6 +1,7 @@
 import { lookup } from 'node:dns/promises';
-import { BlockList, isIP } from 'node:net';
+import { isIP } from 'node:net';
 import { ValidationError } from '@redrive/sdk';
+import ipaddr from 'ipaddr.js';
 
 // Where the http handler may send a job. A job's envelope names its own URL, so whoever can
 // publish a job could otherwise make the worker POST to its own network: cloud metadata
@@ -26,39 +27,62 @@ export class BlockedAddressError extends ValidationError {
   }
 }
 
-const RANGES: readonly { name: string; v4?: readonly string[]; v6?: readonly string[] }[] = [
-  { name: 'loopback', v4: ['127.0.0.0/8'], v6: ['::1/128'] },
-  { name: 'unspecified', v4: ['0.0.0.0/8'], v6: ['::/128'] },
-  { name: 'link-local', v4: ['169.254.0.0/16'], v6: ['fe80::/10'] },
-  { name: 'private', v4: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'], v6: ['fc00::/7'] },
-  // Carrier-grade NAT space is private in practice (some clouds serve metadata there).
-  { name: 'shared (carrier-grade NAT)', v4: ['100.64.0.0/10'] },
-  { name: 'multicast or reserved', v4: ['224.0.0.0/3'], v6: ['ff00::/8'] },
-];
+// Which addresses are off limits comes from ipaddr.js's table of special-purpose ranges
+// (the IANA IPv4 and IPv6 special-purpose registries: RFC 6890 and its updates), kept up to
+// date by its maintainers, rather than a list kept by hand here. Only global unicast passes.
+// What the table calls unicast but is not reachable on the internet is refused on top:
+// IPv4-compatible IPv6 (::/96, deprecated, an IPv4 address in disguise) and IPv6 outside
+// 2000::/3 (unassigned). Prefixes that embed an IPv4 address the network may route to
+// (NAT64, 6to4, Teredo, IPv4-translated) are refused whole: they can reach private IPv4
+// space through a gateway, and no webhook receiver is published under one.
 
-function blockListOf(cidrs: { v4?: readonly string[]; v6?: readonly string[] }): BlockList {
-  const list = new BlockList();
-  for (const [family, items] of [
-    ['ipv4', cidrs.v4 ?? []],
-    ['ipv6', cidrs.v6 ?? []],
-  ] as const) {
-    for (const cidr of items) {
-      const [net, bits] = cidr.split('/') as [string, string];
-      list.addSubnet(net, Number(bits), family);
-    }
-  }
-  return list;
+const IPV4_RANGE_NAMES: Readonly<Record<string, string>> = {
+  unspecified: 'unspecified',
+  broadcast: 'broadcast',
+  multicast: 'multicast',
+  linkLocal: 'link-local',
+  loopback: 'loopback',
+  carrierGradeNat: 'shared (carrier-grade NAT)',
+  private: 'private',
+  reserved: 'reserved (special-purpose)',
+};
+
+const IPV6_RANGE_NAMES: Readonly<Record<string, string>> = {
+  unspecified: 'unspecified',
+  linkLocal: 'link-local',
+  multicast: 'multicast',
+  loopback: 'loopback',
+  uniqueLocal: 'private',
+  deprecatedSiteLocal: 'site-local',
+  rfc6145: 'IPv4-translated',
+  rfc6052: 'NAT64',
+  '6to4': '6to4',
+  teredo: 'Teredo',
+  reserved: 'reserved (special-purpose)',
+};
+
+const IPV4_COMPATIBLE = ipaddr.IPv6.parseCIDR('::/96');
+const GLOBAL_UNICAST_V6 = ipaddr.IPv6.parseCIDR('2000::/3');
+
+function ipv4Range(address: ipaddr.IPv4): string | undefined {
+  const range = address.range();
+  return range === 'unicast' ? undefined : (IPV4_RANGE_NAMES[range] ?? `special-purpose (${range})`);
 }
-
-// BlockList matches an IPv4-mapped IPv6 address (::ffff:127.0.0.1) against the IPv4 rules too.
-const BLOCKS = RANGES.map((r) => ({ name: r.name, list: blockListOf(r) }));
 
 /** The name of the forbidden range `address` (an IP literal) falls in, or undefined when it may be used. */
 export function forbiddenRange(address: string): string | undefined {
   const family = isIP(address);
   if (family === 0) return 'unparseable';
-  const type = family === 4 ? 'ipv4' : 'ipv6';
-  return BLOCKS.find((b) => b.list.check(address, type))?.name;
+  if (family === 4) return ipv4Range(ipaddr.IPv4.parse(address));
+  // ipaddr.js reads any "::a.b.c.d" as IPv4-mapped, though without "ffff" it is IPv4-compatible,
+  // and resolvers print both that way: hand it the URL standard's all-hex form instead.
+  const v6 = ipaddr.IPv6.parse(new URL(`http://[${address}]/`).hostname.slice(1, -1));
+  // An IPv4-mapped address (::ffff:a.b.c.d) is the IPv4 address for the socket: judge that.
+  if (v6.isIPv4MappedAddress()) return ipv4Range(v6.toIPv4Address());
+  const range = v6.range();
+  if (range !== 'unicast') return IPV6_RANGE_NAMES[range] ?? `special-purpose (${range})`;
+  if (v6.match(IPV4_COMPATIBLE)) return 'IPv4-compatible';
+  return v6.match(GLOBAL_UNICAST_V6) ? undefined : 'unassigned';
 }
 
 /** A URL's host without IPv6 brackets and without a trailing dot, lower-cased. */
