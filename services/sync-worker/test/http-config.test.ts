@@ -94,6 +94,16 @@ describe('http handler configuration', () => {
     expect(err.message).not.toContain('sup3r');
   });
 
+  it('never repeats the path of a target URL in a problem (a webhook path is often its secret)', () => {
+    for (const env of [
+      { HTTP_TARGET_URL: 'https://u:p@hooks.example.com/services/s3cr3t' },
+      { HTTP_TARGET_URL: 'ftp://hooks.example.com/services/s3cr3t' },
+      { HTTP_TARGETS: '{"a":"ftp://hooks.example.com/services/s3cr3t"}' },
+    ]) {
+      expect(configErrorOf(() => settingsOf(env)).message).not.toContain('s3cr3t');
+    }
+  });
+
   it('refuses at start-up a target written as an address the handler would refuse for every job', () => {
     const err = configErrorOf(() =>
       settingsOf({ HTTP_TARGET_URL: 'http://169.254.169.254/latest', HTTP_TARGETS: '{"a":"http://[::1]:81/"}' }),

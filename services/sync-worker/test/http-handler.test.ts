@@ -342,13 +342,13 @@ describe('http handler: answers and failures', () => {
     }
   });
 
-  it('fails a 500 with HttpStatusError 500, naming the URL without its query and quoting the body', async () => {
+  it('fails a 500 with HttpStatusError 500, naming the origin only and quoting the body', async () => {
     const srv = await startServer((_q, res) => res.writeHead(500).end('database\nis down'));
     const handler = createHttpHandler(settings({ targetUrl: `${srv.origin}/hook?token=secret` }));
     const err = await failureOf(handler.handle(jobOf({}), ctxOf()));
     expect(err).toBeInstanceOf(HttpStatusError);
-    expect(err).toMatchObject({ status: 500, url: `${srv.origin}/hook`, retryAfter: undefined });
-    expect(err.message).toBe(`${srv.origin}/hook answered HTTP 500: database is down`);
+    expect(err).toMatchObject({ status: 500, url: srv.origin, retryAfter: undefined });
+    expect(err.message).toBe(`${srv.origin} answered HTTP 500: database is down`);
     expect(err.message).not.toContain('secret');
   });
 
@@ -433,7 +433,8 @@ describe('http handler: answers and failures', () => {
     const err = await failureOf(handler.handle(jobOf({}), ctxOf()));
     expect(err.code).toBe('ECONNREFUSED');
     expect((err.cause as NodeJS.ErrnoException).code).toBe('ECONNREFUSED');
-    expect(err.message).toContain(`127.0.0.1:${port}/x`);
+    expect(err.message).toContain(`POST http://127.0.0.1:${port} failed`);
+    expect(err.message).not.toContain('/x');
   });
 
   it('checks the certificate of an https target against the host name, though it connects to a pinned address', async () => {
@@ -482,6 +483,54 @@ zj0EAwIDRwAwRAIgevzASATPvL02ehhNDaLvixPqOogVB0pLgvFZ6G6++doCIEif
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
+  });
+});
+
+describe('http handler: webhook URLs in errors and logs', () => {
+  // Slack- and Discord-style hooks carry their secret in the path: what the handler says about
+  // a delivery (errors, which become DLQ headers and audit events, logs and results) names
+  // the origin only, whatever happened.
+  const SECRET_PATH = '/services/T0001/B0002/s3cr3tH00kT0ken';
+
+  it('names only the origin whatever the outcome', async () => {
+    const port = await closedPort();
+    const slow = await startServer(() => undefined);
+    const srv = await startServer((req, res) => {
+      const [, , , , , kind] = (req.url ?? '').split('/');
+      const to = `${srv.origin}${SECRET_PATH}/after-redirect?token=s3cr3t`;
+      if (kind?.startsWith('ok')) res.writeHead(204).end();
+      else if (kind?.startsWith('moved')) res.writeHead(301, { location: to }).end();
+      else if (kind?.startsWith('follow')) res.writeHead(307, { location: `${SECRET_PATH}/ok?token=s3cr3t` }).end();
+      else if (kind?.startsWith('loop')) res.writeHead(307, { location: req.url }).end();
+      else if (kind?.startsWith('bad-location')) res.writeHead(307, { location: `http://[${SECRET_PATH}` }).end();
+      else res.writeHead(500).end('nope');
+    });
+    const handler = createHttpHandler(settings({ timeoutMs: 300 }));
+    const told: unknown[] = [];
+    for (const url of [
+      `${srv.origin}${SECRET_PATH}/ok`,
+      `${srv.origin}${SECRET_PATH}/follow`,
+      `${srv.origin}${SECRET_PATH}/moved`,
+      `${srv.origin}${SECRET_PATH}/loop`,
+      `${srv.origin}${SECRET_PATH}/bad-location`,
+      `${srv.origin}${SECRET_PATH}/fail?token=s3cr3t`,
+      `${slow.origin}${SECRET_PATH}`,
+      `http://127.0.0.1:${port}${SECRET_PATH}`,
+      `http://10.1.2.3${SECRET_PATH}`,
+    ]) {
+      const ctx = ctxOf();
+      const outcome = await Promise.resolve(handler.handle(jobOf({ url, body: {} }), ctx)).then(
+        (r) => r,
+        (e: Error) => ({ error: e.message, ...e }),
+      );
+      told.push(outcome, ctx.logs);
+    }
+    const text = JSON.stringify(told);
+    expect(text).toContain(srv.origin);
+    expect(text).toContain('answered HTTP 301');
+    expect(text).toContain('redirected to an invalid URL');
+    expect(text).toContain('http target redirected');
+    expect(text).not.toMatch(/s3cr3t|T0001|services\//);
   });
 });
 
@@ -595,7 +644,7 @@ describe('http handler: redirects', () => {
     const rawText = '{"id": 1}';
     const result = await handler.handle(jobOf({ id: 1 }, { rawText }), ctx);
 
-    expect(result).toEqual({ status: 202, url: `${target.origin}/moved`, redirects: 1 });
+    expect(result).toEqual({ status: 202, url: target.origin, redirects: 1 });
     const got = target.received[0]!;
     expect(got.method).toBe('POST');
     expect(got.body.toString()).toBe(rawText);
@@ -603,7 +652,7 @@ describe('http handler: redirects', () => {
     expect(ctx.logs).toEqual([
       {
         message: 'http target redirected',
-        fields: { status: 308, from: `${front.origin}/old`, to: `${target.origin}/moved` },
+        fields: { status: 308, from: front.origin, to: target.origin },
       },
     ]);
   });

@@ -69,14 +69,18 @@ export interface DeliveryOptions {
 
 export interface Delivered {
   status: number;
-  /** Where the delivery ended (after redirects), without query or fragment. */
+  /** The origin where the delivery ended (after redirects); see displayUrl. */
   url: string;
   redirects: number;
 }
 
-/** A URL as errors and logs show it: without credentials, query or fragment, which may hold secrets. */
+/**
+ * A URL as errors, logs and results show it: its origin only. The path and query of a webhook
+ * URL are often its secret (Slack's and Discord's hooks are a token in the path), and errors
+ * travel on into DLQ headers, lifecycle events and the audit trail.
+ */
 export function displayUrl(url: URL): string {
-  return `${url.origin}${url.pathname}`;
+  return url.origin;
 }
 
 const REDIRECT_KEEPS_POST = new Set([307, 308]);
@@ -114,6 +118,9 @@ export async function deliver(delivery: Delivery, opts: DeliveryOptions): Promis
     // 301, 302 and 303 let a client turn POST into GET; re-POSTing the body there is not what
     // the target asked for, and dropping it loses the job: both are failures.
     const err = new HttpStatusError(answer.status, where, firstHeader(answer.headers['retry-after']));
+    if (answer.status >= 300 && answer.status <= 399) {
+      err.message += ', a redirect that is not followed (only 307 and 308 keep the POST): send to the final URL';
+    }
     const excerpt = excerptOf(answer.body, opts.maxErrorExcerpt);
     if (excerpt) err.message = `${err.message}: ${excerpt}`;
     throw err;
@@ -125,7 +132,7 @@ function redirectTarget(location: string, base: URL): URL {
   try {
     next = new URL(location, base);
   } catch {
-    throw new NonRetryableError(`POST ${displayUrl(base)} redirected to an invalid URL: ${location.slice(0, 200)}`);
+    throw new NonRetryableError(`POST ${displayUrl(base)} redirected to an invalid URL`);
   }
   if (next.protocol !== 'http:' && next.protocol !== 'https:') {
     throw new NonRetryableError(

@@ -77,7 +77,8 @@ function targetUrl() {
   return optStr().transform((v, ctx) => {
     const problem = v === undefined ? undefined : httpUrlProblem(v);
     if (problem) {
-      ctx.addIssue({ code: 'custom', message: `expected an http(s) URL, got "${v}", which ${problem}` });
+      // The URL itself is not repeated: its path may be the secret of a webhook.
+      ctx.addIssue({ code: 'custom', message: `expected an http(s) URL; the value ${problem}` });
       return z.NEVER;
     }
     return v;
