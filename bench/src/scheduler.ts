@@ -7,7 +7,7 @@
 // publishes, timed the same way (the mean of a run before the schedules and one after).
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerConfig } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { H, publishJob, publishScheduleRequest, Topology } from '@redrive/messaging';
+import { H, publishJob, publishScheduleRequest, serveJobTypes, Topology } from '@redrive/messaging';
 import { waitFor } from '@redrive/test-support';
 import { withServiceAndDatabase } from './services.js';
 import { atRate, percentile, round, sleep } from './stats.js';
@@ -39,6 +39,8 @@ const dueTimes = (first: number, count: number) =>
 /** A durable consumer on one JOBS subject that nobody reads until every fire is in. */
 async function observe(nc: NatsConnection, topology: Topology, name: string, type: string) {
   const jsm = await jetstreamManager(nc);
+  // No worker serves these types: the observer is their only consumer.
+  await serveJobTypes(jsm, topology, [type]);
   await jsm.consumers.add(topology.streams.jobs, {
     durable_name: name,
     filter_subject: topology.jobSubject('normal', type),

@@ -73,7 +73,7 @@ beforeAll(async () => {
   nc = await connectTestClient();
   worker = await startWorker();
   intakePort = await freePort();
-  intake = startService('intake', { ...env(), INTAKE_PORT: String(intakePort) });
+  intake = startService('intake', { ...env(), INTAKE_PORT: String(intakePort), INTAKE_ALLOW_ANONYMOUS: 'true' });
   await intake.waitForLog((l) => l.msg === 'intake listening');
 }, 60_000);
 
@@ -132,15 +132,17 @@ describe('a job from HTTP to its handler', () => {
     const second = await submit({ type: 'record', payload: { order: 1 }, idempotencyKey: key });
     expect(first.status).toBe(202);
     expect(second.status).toBe(202);
-    expect(first.body).toMatchObject({ jobId: key, duplicate: false });
-    expect(second.body).toMatchObject({ jobId: key, duplicate: true, seq: first.body.seq });
+    // The job id is the key scoped by the job's type.
+    const jobId = `record:${key}`;
+    expect(first.body).toMatchObject({ jobId, duplicate: false });
+    expect(second.body).toMatchObject({ jobId, duplicate: true, seq: first.body.seq });
 
     // A later job on the same lane is delivered after the duplicate would have been: once it
     // has run, a second run of the keyed job would have happened too.
-    await waitFor(() => seen().some((s) => s.id === key));
+    await waitFor(() => seen().some((s) => s.id === jobId));
     const sentinel = await submit({ type: 'record', payload: { sentinel: key } });
     await waitFor(() => seen().some((s) => s.id === sentinel.body.jobId));
-    expect(seen().filter((s) => s.id === key)).toHaveLength(1);
+    expect(seen().filter((s) => s.id === jobId)).toHaveLength(1);
   });
 });
 

@@ -75,4 +75,37 @@ describe('lifecycle event publishing', () => {
       const jobs = new Set(stored.map((e) => e.jobId));
       for (let i = 1; i <= 20; i++) expect(jobs.has(`job-${i}`), `job-${i} stored`).toBe(true);
     }));
+
+  it('keeps every batch under the server max_payload, and cuts an event too large to store', () =>
+    withEvents(async ({ jsm, topology, nc }) => {
+      const maxPayload = nc.info!.max_payload;
+      const events = createEventPublisher(jetstream(nc), topology, { maxPayload });
+      // 300 events of 8 KB arriving at once: 256 of them in one message would be 2 MB, over the
+      // server's limit, and all of them refused.
+      const line = 'x'.repeat(8 * 1024);
+      const published = await Promise.all(
+        Array.from({ length: 300 }, (_, i) =>
+          events.publish({ kind: 'job.log', jobId: `big-${i}`, type: 't', data: { message: line } }),
+        ),
+      );
+      // One log line larger than max_payload itself is stored with its size instead of its text.
+      const huge = await events.publish({
+        kind: 'job.log',
+        jobId: 'huge',
+        type: 't',
+        error: 'e'.repeat(5_000),
+        data: { message: 'y'.repeat(maxPayload + 1) },
+      });
+      const info = await jsm.streams.info(topology.streams.events);
+      const stored = [];
+      for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+        const m = await jsm.streams.getMessage(topology.streams.events, { seq });
+        expect(m!.data.byteLength).toBeLessThanOrEqual(maxPayload);
+        stored.push(...decodeEvents(m!.data));
+      }
+      expect(stored.map((e) => e.id).sort()).toEqual([...published, huge].map((e) => e.id).sort());
+      const hugeStored = stored.find((e) => e.jobId === 'huge')!;
+      expect(hugeStored.data).toEqual({ truncated: true, bytes: expect.any(Number) });
+      expect(hugeStored.error).toHaveLength(1_000);
+    }));
 });

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureConsumer, ensureStreams, Topology } from '@redrive/messaging';
+import { provisionJobTypes, ensureStreams, Topology } from '@redrive/messaging';
 import { createMetricsRegistry } from '@redrive/telemetry';
 import { connectTestClient, deleteStreams, SHARED_NATS_URL, uniquePrefix } from '@redrive/test-support';
 import { buildIntakeApp } from '../../services/intake/src/app.js';
@@ -25,14 +25,13 @@ beforeAll(async () => {
   jsm = await jetstreamManager(nc);
   topology = new Topology({ prefix });
   await ensureStreams(jsm, topology.streamConfigs());
-  for (const c of topology.workerConsumerConfigs(['known'], { ackWaitMs: 30_000, maxDeliver: 5, maxAckPending: 100 })) {
-    await ensureConsumer(jsm, topology.streams.jobs, c);
-  }
+  await provisionJobTypes(jsm, topology, ['known'], { ackWaitMs: 30_000, maxDeliver: 5, maxAckPending: 100 });
   const config = loadIntakeConfig({
     NATS_URL: SHARED_NATS_URL,
     REDRIVE_PREFIX: prefix,
     INTAKE_MAX_PAYLOAD: '4KiB',
     INTAKE_MAX_BATCH: '10',
+    INTAKE_ALLOW_ANONYMOUS: 'true',
   });
   app = await buildIntakeApp({
     config,

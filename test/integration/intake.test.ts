@@ -3,7 +3,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeEvents, ensureConsumer, ensureStreams, Topology } from '@redrive/messaging';
+import { decodeEvents, provisionJobTypes, ensureStreams, Topology } from '@redrive/messaging';
 import { createMetricsRegistry } from '@redrive/telemetry';
 import { connectTestClient, deleteStreams, SHARED_NATS_URL, uniquePrefix } from '@redrive/test-support';
 import { buildIntakeApp } from '../../services/intake/src/app.js';
@@ -25,6 +25,7 @@ async function build(env: Record<string, string>) {
     REDRIVE_PREFIX: prefix,
     INTAKE_MAX_PAYLOAD: '1KiB',
     INTAKE_MAX_BATCH: '5',
+    INTAKE_ALLOW_ANONYMOUS: env.INTAKE_API_KEYS ? 'false' : 'true',
     ...env,
   });
   return buildIntakeApp({
@@ -53,9 +54,7 @@ beforeAll(async () => {
   jsm = await jetstreamManager(nc);
   topology = new Topology({ prefix });
   await ensureStreams(jsm, topology.streamConfigs());
-  for (const c of topology.workerConsumerConfigs(['known'], { ackWaitMs: 30_000, maxDeliver: 5, maxAckPending: 100 })) {
-    await ensureConsumer(jsm, topology.streams.jobs, c);
-  }
+  await provisionJobTypes(jsm, topology, ['known'], { ackWaitMs: 30_000, maxDeliver: 5, maxAckPending: 100 });
   app = await build({});
   keyed = await build({ INTAKE_API_KEYS: 'k-one,k-two' });
 });
@@ -270,10 +269,13 @@ describe('accepting jobs', () => {
       jobs: { maxAgeMs: 0, maxBytes: -1, maxMsgs: 2, duplicateWindowMs: 60_000 },
     });
     await ensureStreams(jsm, topo.streamConfigs());
-    for (const c of topo.workerConsumerConfigs(['known'], { ackWaitMs: 30_000, maxDeliver: 5, maxAckPending: 100 })) {
-      await ensureConsumer(jsm, topo.streams.jobs, c);
-    }
-    const config = loadIntakeConfig({ NATS_URL: SHARED_NATS_URL, REDRIVE_PREFIX: small, JOBS_MAX_MSGS: '2' });
+    await provisionJobTypes(jsm, topo, ['known'], { ackWaitMs: 30_000, maxDeliver: 5, maxAckPending: 100 });
+    const config = loadIntakeConfig({
+      NATS_URL: SHARED_NATS_URL,
+      REDRIVE_PREFIX: small,
+      JOBS_MAX_MSGS: '2',
+      INTAKE_ALLOW_ANONYMOUS: 'true',
+    });
     const full = await buildIntakeApp({
       config,
       js: jetstream(nc),

@@ -1,7 +1,15 @@
 import { jetstream, jetstreamManager, RetentionPolicy, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureConsumer, ensureStream, ensureStreams, Topology, TopologyConflictError } from '@redrive/messaging';
+import {
+  ensureConsumer,
+  ensureStream,
+  ensureStreams,
+  provisionJobTypes,
+  serveJobTypes,
+  Topology,
+  TopologyConflictError,
+} from '@redrive/messaging';
 import { connectTestClient, deleteStreams, uniquePrefix } from '@redrive/test-support';
 
 let nc: NatsConnection;
@@ -40,9 +48,11 @@ describe('stream and consumer provisioning', () => {
     const after = await Promise.all(first.map(async (r) => (await jsm.streams.info(r.name)).created));
     expect(after).toEqual(created);
 
-    const consumers = topo.workerConsumerConfigs(['mail'], { ackWaitMs: 30_000, maxDeliver: 7, maxAckPending: 50 });
-    for (const c of consumers) expect((await ensureConsumer(jsm, topo.streams.jobs, c)).action).toBe('created');
-    for (const c of consumers) expect((await ensureConsumer(jsm, topo.streams.jobs, c)).action).toBe('unchanged');
+    const opts = { ackWaitMs: 30_000, maxDeliver: 7, maxAckPending: 50 };
+    const created1 = await provisionJobTypes(jsm, topo, ['mail'], opts);
+    expect(created1.map((r) => r.action)).toEqual(['created', 'created', 'created']);
+    const again = await provisionJobTypes(jsm, topo, ['mail'], opts);
+    expect(again.map((r) => r.action)).toEqual(['unchanged', 'unchanged', 'unchanged']);
   });
 
   it('updates a stream created by an older configuration in place, keeping its messages', async () => {
@@ -50,11 +60,7 @@ describe('stream and consumer provisioning', () => {
     const [jobsOld] = old.streamConfigs();
     await ensureStream(jsm, jobsOld!);
     // A consumer so that the interest-retention stream keeps what is published.
-    await ensureConsumer(
-      jsm,
-      old.streams.jobs,
-      old.workerConsumerConfigs(['mail'], { ackWaitMs: 30_000, maxDeliver: 5, maxAckPending: 10 })[0]!,
-    );
+    await provisionJobTypes(jsm, old, ['mail'], { ackWaitMs: 30_000, maxDeliver: 5, maxAckPending: 10 });
     const js = jetstream(nc);
     await js.publish(old.jobSubject('high', 'mail'), '{"keep":true}');
     const before = await jsm.streams.info(old.streams.jobs);
@@ -91,6 +97,7 @@ describe('stream and consumer provisioning', () => {
   it('updates a consumer whose ack wait or max deliveries changed', async () => {
     const topo = topology();
     await ensureStreams(jsm, topo.streamConfigs());
+    await serveJobTypes(jsm, topo, ['mail']);
     const [c1] = topo.workerConsumerConfigs(['mail'], { ackWaitMs: 30_000, maxDeliver: 5, maxAckPending: 10 });
     await ensureConsumer(jsm, topo.streams.jobs, c1!);
     const [c2] = topo.workerConsumerConfigs(['mail'], { ackWaitMs: 60_000, maxDeliver: 9, maxAckPending: 10 });
@@ -106,8 +113,55 @@ describe('stream and consumer provisioning', () => {
     const b = topology();
     await ensureStreams(jsm, a.streamConfigs());
     await ensureStreams(jsm, b.streamConfigs());
+    await serveJobTypes(jsm, a, ['x']);
+    await serveJobTypes(jsm, b, ['x']);
     expect(a.jobSubject('normal', 'x')).not.toBe(b.jobSubject('normal', 'x'));
     expect(await jsm.streams.find(a.jobSubject('normal', 'x'))).toBe(a.streams.jobs);
     expect(await jsm.streams.find(b.jobSubject('normal', 'x'))).toBe(b.streams.jobs);
+  });
+
+  it('refuses a publish to a job type no worker serves, and stores one to a served type', async () => {
+    const topo = topology();
+    await ensureStreams(jsm, topo.streamConfigs());
+    const js = jetstream(nc);
+    const refused = (subject: string) =>
+      js.publish(subject, '{}', { timeout: 2_000 }).then(
+        () => false,
+        () => true,
+      );
+    // Before any worker registers a type, no job subject is captured at all.
+    expect(await refused(topo.jobSubject('normal', 'mail'))).toBe(true);
+    await provisionJobTypes(jsm, topo, ['mail'], { ackWaitMs: 30_000, maxDeliver: 5, maxAckPending: 10 });
+    const ack = await js.publish(topo.jobSubject('high', 'mail'), '{}');
+    expect(ack.stream).toBe(topo.streams.jobs);
+    // An unserved type, and a lane that does not exist, are refused: never acknowledged and dropped.
+    expect(await refused(topo.jobSubject('normal', 'unserved'))).toBe(true);
+    expect(await refused(`${topo.options.prefix}.jobs.urgent.mail`)).toBe(true);
+    expect((await jsm.streams.info(topo.streams.jobs)).state.messages).toBe(1);
+  });
+
+  it('keeps the subjects of every type when workers add theirs at the same moment', async () => {
+    const topo = topology();
+    await ensureStreams(jsm, topo.streamConfigs());
+    const types = Array.from({ length: 6 }, (_, i) => `t${i}`);
+    const opts = { ackWaitMs: 30_000, maxDeliver: 5, maxAckPending: 10 };
+    await Promise.all(types.map((t) => provisionJobTypes(jsm, topo, [t], opts)));
+    const subjects = (await jsm.streams.info(topo.streams.jobs)).config.subjects ?? [];
+    expect([...subjects].sort()).toEqual(topo.jobSubjectsOf(types).sort());
+  });
+
+  it('narrows an older JOBS that captured jobs.> to the subjects its worker consumers filter on', async () => {
+    const topo = topology();
+    await ensureStreams(jsm, topo.streamConfigs());
+    const [jobs] = topo.streamConfigs();
+    await jsm.streams.update(jobs!.name, {
+      ...(await jsm.streams.info(jobs!.name)).config,
+      subjects: [topo.allJobsSubject],
+    });
+    for (const c of topo.workerConsumerConfigs(['old'], { ackWaitMs: 30_000, maxDeliver: 5, maxAckPending: 10 }))
+      await ensureConsumer(jsm, topo.streams.jobs, c);
+    await serveJobTypes(jsm, topo, ['new']);
+    const subjects = (await jsm.streams.info(topo.streams.jobs)).config.subjects ?? [];
+    expect([...subjects].sort()).toEqual(topo.jobSubjectsOf(['new', 'old']).sort());
   });
 });

@@ -4,7 +4,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   decodeEvents,
-  ensureConsumer,
+  provisionJobTypes,
   ensureStreams,
   publishJob,
   readDeadLetterHeaders,
@@ -265,9 +265,7 @@ async function crashLoop(
 ): Promise<{ topo: Topology; jobId: string }> {
   const topo = new Topology({ prefix: own });
   await ensureStreams(jsm, topo.streamConfigs());
-  for (const c of topo.workerConsumerConfigs(['crash'], { ackWaitMs: 1_000, maxDeliver, maxAckPending: 100 })) {
-    await ensureConsumer(jsm, topo.streams.jobs, c);
-  }
+  await provisionJobTypes(jsm, topo, ['crash'], { ackWaitMs: 1_000, maxDeliver, maxAckPending: 100 });
   const jobId = `crash-${own}`;
   await publishJob(jetstream(nc), {
     subject: topo.jobSubject('normal', 'crash'),

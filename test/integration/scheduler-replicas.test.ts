@@ -2,7 +2,7 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerCon
 import type { NatsConnection } from '@nats-io/nats-core';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureConsumer, publishScheduleRequest, Topology } from '@redrive/messaging';
+import { ensureConsumer, publishScheduleRequest, serveJobTypes, Topology } from '@redrive/messaging';
 import {
   connectTestClient,
   createTestDatabase,
@@ -103,7 +103,10 @@ describe('three scheduler replicas', () => {
     const js = jetstream(nc);
     // A second consumer on the fired subject, read after the run: JOBS's interest retention keeps
     // each fire until it is acked here too, and its stream timestamp says when it was stored.
-    await ensureConsumer(await jetstreamManager(nc), topology.streams.jobs, {
+    const jsm = await jetstreamManager(nc);
+    // No worker serves `tick` here: the probe is its only consumer.
+    await serveJobTypes(jsm, topology, ['tick']);
+    await ensureConsumer(jsm, topology.streams.jobs, {
       durable_name: 'lateness-probe',
       filter_subject: topology.jobSubject('normal', 'tick'),
       ack_policy: AckPolicy.Explicit,

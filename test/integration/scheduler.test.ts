@@ -189,11 +189,11 @@ describe('delayed jobs', () => {
     });
     expect(batch.status).toBe(202);
     const [first, second] = batch.body.results as Record<string, unknown>[];
-    expect(first).toMatchObject({ jobId: key, scheduleId: key, stream: topology.streams.schedule });
+    expect(first).toMatchObject({ jobId: `tick:${key}`, scheduleId: `tick:${key}`, stream: topology.streams.schedule });
     expect(second!.scheduleId).toEqual(expect.any(String));
     const again = await submit({ runAt: new Date(Date.now() + 3_600_000).toISOString(), idempotencyKey: key });
-    expect(again.body).toMatchObject({ scheduleId: key, duplicate: true });
-    for (const id of [key, second!.scheduleId as string]) {
+    expect(again.body).toMatchObject({ scheduleId: `tick:${key}`, duplicate: true });
+    for (const id of [`tick:${key}`, second!.scheduleId as string]) {
       await waitFor(async () => (await api('DELETE', `/v1/schedules/${id}`)).status === 200);
     }
   });

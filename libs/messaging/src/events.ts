@@ -48,36 +48,81 @@ export function deadLetteredEventId(jobsStream: string, seq: number, jobId: stri
 
 interface Pending {
   event: LifecycleEvent;
+  /** The event as JSON, measured once. */
+  json: string;
   resolve: (e: LifecycleEvent) => void;
   reject: (err: unknown) => void;
+}
+
+/** nats-server's default max_payload; a publisher told nothing else stays below it. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+/** Room left for the message's headers (message id, trace context) and the array's brackets. */
+const ENVELOPE_BYTES = 4 * 1024;
+/** An event's error text is cut to this many characters, like a dead letter's. */
+const MAX_ERROR_CHARS = 1_000;
+
+/**
+ * The JSON of one event, made to fit in `maxBytes`: an error text is cut to one line of at most
+ * 1,000 characters, and data too large to store (a handler's huge log line or progress value)
+ * is replaced by a note of its size. An event that cannot be stored would hold up the job it
+ * belongs to forever; one that is cut still says what happened.
+ */
+export function encodeEvent(event: LifecycleEvent, maxBytes: number): string {
+  if (event.error !== undefined && event.error.length > MAX_ERROR_CHARS)
+    event.error = Array.from(event.error).slice(0, MAX_ERROR_CHARS).join('');
+  let json = JSON.stringify(event);
+  if (Buffer.byteLength(json) > maxBytes && event.data !== undefined) {
+    event.data = { truncated: true, bytes: Buffer.byteLength(JSON.stringify(event.data)) };
+    json = JSON.stringify(event);
+  }
+  return json;
 }
 
 /**
  * Publishes lifecycle events and resolves when JetStream has stored them. Events of one kind
  * are batched naturally: the first goes out at once, and those that arrive while its PubAck
  * is awaited go out together as one message whose body is a JSON array (a single event is a
- * JSON object), so a busy worker stores one message for many jobs instead of one each.
- * Every event keeps its unique id, and a message id makes a retried publish a no-op.
+ * JSON object), so a busy worker stores one message for many jobs instead of one each. A batch
+ * holds at most `maxBatch` events and stays under `maxPayload` bytes (the server's max_payload:
+ * a larger message would be refused, and every event in it lost). Every event keeps its unique
+ * id, and a message id makes a retried publish a no-op.
  */
-export function createEventPublisher(js: JetStreamClient, topology: Topology, opts: { maxBatch?: number } = {}) {
-  const encoder = new TextEncoder();
+export function createEventPublisher(
+  js: JetStreamClient,
+  topology: Topology,
+  opts: { maxBatch?: number; maxPayload?: number } = {},
+) {
   const maxBatch = opts.maxBatch ?? 256;
+  const maxBytes = Math.max(1024, (opts.maxPayload ?? DEFAULT_MAX_PAYLOAD) - ENVELOPE_BYTES);
   const queues = new Map<string, Pending[]>();
   const busy = new Set<string>();
   const newId = createUuidV7();
 
+  /** Takes the next batch off the queue: at least one event, then as many as fit. */
+  function take(queue: Pending[]): Pending[] {
+    let bytes = Buffer.byteLength(queue[0]!.json);
+    let n = 1;
+    while (n < queue.length && n < maxBatch) {
+      const next = Buffer.byteLength(queue[n]!.json) + 1;
+      if (bytes + next > maxBytes) break;
+      bytes += next;
+      n++;
+    }
+    return queue.splice(0, n);
+  }
+
   async function flush(subject: string): Promise<void> {
     const queue = queues.get(subject);
     if (busy.has(subject) || !queue || queue.length === 0) return;
-    const batch = queue.splice(0, maxBatch);
+    const batch = take(queue);
     busy.add(subject);
     try {
-      const body = batch.length === 1 ? batch[0]!.event : batch.map((p) => p.event);
+      const body = batch.length === 1 ? batch[0]!.json : `[${batch.map((p) => p.json).join(',')}]`;
       // The message id names this message, never only its first event: an event published
       // again with its id (a worker sending a success once more) must not make JetStream drop
       // a batch of other events as a duplicate.
       const msgID = batch.length === 1 ? batch[0]!.event.id : `batch:${newId()}`;
-      await js.publish(subject, encoder.encode(JSON.stringify(body)), { msgID, timeout: 5_000 });
+      await js.publish(subject, body, { msgID, timeout: 5_000 });
       for (const p of batch) p.resolve(p.event);
     } catch (err) {
       for (const p of batch) p.reject(err);
@@ -91,11 +136,12 @@ export function createEventPublisher(js: JetStreamClient, topology: Topology, op
     publish(input: EventInput): Promise<LifecycleEvent> {
       const { at, id, ...rest } = input;
       const event: LifecycleEvent = { id: id ?? newId(), at: (at ?? new Date()).toISOString(), ...rest };
+      const json = encodeEvent(event, maxBytes);
       const subject = topology.eventSubject(event.kind);
       return new Promise<LifecycleEvent>((resolve, reject) => {
         let queue = queues.get(subject);
         if (!queue) queues.set(subject, (queue = []));
-        queue.push({ event, resolve, reject });
+        queue.push({ event, json, resolve, reject });
         void flush(subject);
       });
     },

@@ -25,6 +25,16 @@ export const H = {
   scheduleFire: 'Redrive-Schedule-Fire',
   /** On schedule.repeat requests: the repeat specification as JSON ({"every": ms} or {"cron", "tz"}, …). */
   repeat: 'Redrive-Repeat',
+  /**
+   * On every fire of a repeating schedule, and on the job through its retries: the repeat it
+   * belongs to, which the handler's `ctx.stopRepeat()` cancels.
+   */
+  repeatId: 'Redrive-Repeat-Id',
+  /**
+   * Which life of the job this is: absent until its first redrive, then a token unique to the
+   * redrive that began it. Internal ids that name an attempt name the life too.
+   */
+  life: 'Redrive-Life',
 } as const;
 
 export const DEAD_LETTER_REASONS = ['non_retryable', 'retries_exhausted', 'max_deliveries', 'terminated'] as const;
@@ -41,6 +51,8 @@ export interface JobHeaders {
   notBefore?: Date;
   /** The producer's idempotency key: at most one successful run is recorded for this job id. */
   idempotencyKey?: string;
+  /** The job's life (`Redrive-Life`): absent before its first redrive. */
+  life?: string;
   traceparent?: string;
   tracestate?: string;
 }
@@ -65,6 +77,23 @@ export class HeaderError extends Error {
   ) {
     super(`header ${header} is "${value}", expected ${expected}`);
   }
+}
+
+/**
+ * `Redrive-Attempt`: attempts already made before this delivery (0 when absent). The one parser
+ * of the header; throws HeaderError for anything but a non-negative integer.
+ */
+export function readAttempt(h: MsgHdrs | undefined): number {
+  return nonNegativeInt(h, H.attempt) ?? 0;
+}
+
+/**
+ * The job id of a message: `Redrive-Job-Id`, else its message id, else `fallback`. Read on its own,
+ * so a job with some other malformed header is still known by its own id (its dead letter and
+ * its timeline use it).
+ */
+export function jobIdOf(h: MsgHdrs | undefined, fallback: string): string {
+  return h?.get(H.jobId) || h?.get(H.msgId) || fallback;
 }
 
 function nonNegativeInt(h: MsgHdrs | undefined, name: string): number | undefined {
@@ -102,12 +131,13 @@ export function readJobHeaders(h: MsgHdrs | undefined, fallbackId: string): JobH
   }
   const maxAttempts = nonNegativeInt(h, H.maxAttempts);
   return {
-    jobId: h?.get(H.jobId) || msgId || fallbackId,
+    jobId: jobIdOf(h, fallbackId),
     ...(msgId ? { msgId } : {}),
-    attempt: nonNegativeInt(h, H.attempt) ?? 0,
+    attempt: readAttempt(h),
     ...(maxAttempts !== undefined ? { maxAttempts } : {}),
     ...(notBefore ? { notBefore } : {}),
     ...(h?.get(H.idempotencyKey) ? { idempotencyKey: h.get(H.idempotencyKey) } : {}),
+    ...(h?.get(H.life) ? { life: h.get(H.life) } : {}),
     ...(h?.get(H.traceparent) ? { traceparent: h.get(H.traceparent) } : {}),
     ...(h?.get(H.tracestate) ? { tracestate: h.get(H.tracestate) } : {}),
   };
@@ -124,6 +154,7 @@ export function writeJobHeaders(
   if (job.maxAttempts !== undefined) h.set(H.maxAttempts, String(job.maxAttempts));
   if (job.notBefore) h.set(H.notBefore, job.notBefore.toISOString());
   if (job.idempotencyKey) h.set(H.idempotencyKey, job.idempotencyKey);
+  if (job.life) h.set(H.life, job.life);
   return h;
 }
 

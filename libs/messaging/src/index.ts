@@ -12,6 +12,8 @@ export {
   DEAD_LETTER_REASONS,
   H,
   HeaderError,
+  jobIdOf,
+  readAttempt,
   headersToObject,
   parseRfc3339,
   readDeadLetterHeaders,
@@ -69,3 +71,17 @@ export {
   type ScheduleRequestKind,
   type ScheduleView,
 } from './schedule.js';
+export {
+  carriedEntries,
+  carryHeaders,
+  fallbackJobId,
+  isProducerHeader,
+  isReservedMsgId,
+  lifeOf,
+  msgIds,
+  parseDeadLetterMsgId,
+  RESERVED_MSG_ID_NAMESPACES,
+  travels,
+  type Hop,
+} from './wire.js';
+export { provisionJobTypes, serveJobTypes } from './served.js';

@@ -4,6 +4,7 @@ import { context as otelContext, type Context } from '@opentelemetry/api';
 import { injectTraceContext } from '@redrive/telemetry';
 import { H } from './headers.js';
 import { PublishFailedError } from './publish.js';
+import { msgIds } from './wire.js';
 import type { Topology } from './topology.js';
 
 // The retry-scheduler's contract. Requests are JetStream messages on `schedule.<kind>` (the
@@ -60,7 +61,7 @@ export async function publishScheduleRequest(
   try {
     return await js.publish(subject, req.payload, {
       headers: h,
-      msgID: `schedule:${req.scheduleId}`,
+      msgID: msgIds.scheduleRequest(req.scheduleId),
       timeout: opts.timeoutMs ?? 5_000,
     });
   } catch (err) {
@@ -72,25 +73,23 @@ export async function publishScheduleRequest(
 export const STOP_REPEAT_REASON = 'stop_repeat';
 
 /**
- * Asks the scheduler to end the schedule that fired a job (the handler's `ctx.stopRepeat()`),
- * resolving once the request is stored; resolves false, publishing nothing, for a job that no
- * schedule fired.
+ * Asks the scheduler to end the repeat a job belongs to (the handler's `ctx.stopRepeat()`, also
+ * from a retry of a fire), resolving once the request is stored; resolves false, publishing
+ * nothing, for a job that no repeat fired.
  */
 export async function requestStopRepeat(
   js: JetStreamClient,
   topology: Topology,
   jobHeaders: Readonly<Record<string, string>>,
 ): Promise<boolean> {
-  const scheduleId = jobHeaders[H.scheduleId];
+  const scheduleId = jobHeaders[H.repeatId];
   if (!scheduleId) return false;
   const h = natsHeaders();
   h.set(H.scheduleId, scheduleId);
   h.set(H.reason, STOP_REPEAT_REASON);
-  const fire = jobHeaders[H.scheduleFire];
-  if (fire) h.set(H.scheduleFire, fire);
   await js.publish(topology.scheduleSubject('cancel'), new Uint8Array(), {
     headers: h,
-    msgID: `cancel:${scheduleId}`,
+    msgID: msgIds.cancelRequest(scheduleId),
     timeout: 5_000,
   });
   return true;

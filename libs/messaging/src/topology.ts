@@ -83,6 +83,16 @@ export class Topology {
     return `${this.subjectPrefix}jobs.${priority}.${type}`;
   }
 
+  /** The JOBS subjects of `types`, in every priority lane. */
+  jobSubjectsOf(types: readonly string[]): string[] {
+    return types.flatMap((type) => PRIORITIES.map((priority) => this.jobSubject(priority, type)));
+  }
+
+  /** The wildcard every job subject matches (`jobs.>` under the prefix). */
+  get allJobsSubject(): string {
+    return `${this.subjectPrefix}jobs.>`;
+  }
+
   /** Splits a JOBS subject into priority and type; undefined when it is not one. */
   parseJobSubject(subject: string): { priority: Priority; type: string } | undefined {
     if (!subject.startsWith(`${this.subjectPrefix}jobs.`)) return undefined;
@@ -135,7 +145,9 @@ export class Topology {
         ...common,
         name: this.streams.jobs,
         description: 'Redrive jobs: jobs.<priority>.<type>',
-        subjects: [`${p}jobs.>`],
+        // No subjects here: JOBS captures exactly the subjects of the types some worker serves,
+        // added by each worker as it registers its types (serveJobTypes), so a publish to a type
+        // no worker consumes is refused to its publisher instead of stored and dropped.
         // Interest retention removes a job once every consumer that wants it has acked it,
         // so finished jobs do not fill the stream; discard-new makes a full stream refuse new
         // publishes (intake answers 503) instead of silently dropping unfinished jobs.

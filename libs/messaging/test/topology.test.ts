@@ -110,7 +110,9 @@ describe('Topology.streamConfigs', () => {
 
   it('keeps unfinished jobs: JOBS uses interest retention and refuses new publishes when full', () => {
     const jobs = byName(new Topology()).JOBS!;
-    expect(jobs.subjects).toEqual(['jobs.>']);
+    // Workers add the subjects of the types they serve (serveJobTypes): none is captured before.
+    expect(jobs.subjects).toBeUndefined();
+    expect(new Topology().jobSubjectsOf(['mail'])).toEqual(['jobs.high.mail', 'jobs.normal.mail', 'jobs.low.mail']);
     expect(jobs.retention).toBe(RetentionPolicy.Interest);
     expect(jobs.discard).toBe(DiscardPolicy.New);
     expect(jobs.max_age).toBe(0);

@@ -8,9 +8,13 @@ import {
 } from '@nats-io/jetstream';
 import type { Logger } from '@redrive/lifecycle';
 import {
-  createHeaders,
+  carryHeaders,
+  fallbackJobId,
   H,
   isJobType,
+  jobIdOf,
+  msgIds,
+  readAttempt,
   writeDeadLetterHeaders,
   type DeadLetterReason,
   type MsgHdrs,
@@ -71,16 +75,17 @@ export function advisoryDeadLetter(
 ): { subject: string; data: Uint8Array; headers: MsgHdrs; msgId: string } {
   const parsed = topology.parseJobSubject(original.subject);
   const type = parsed && isJobType(parsed.type) ? parsed.type : 'unknown';
-  const h = createHeaders();
+  const h = carryHeaders('deadLetter', original.present ? original.headers : undefined);
   let prior = 0;
-  if (original.present && original.headers) {
-    for (const k of original.headers.keys()) for (const v of original.headers.values(k)) h.append(k, v);
-    const attempt = Number(original.headers.get(H.attempt));
-    if (Number.isSafeInteger(attempt) && attempt > 0) prior = attempt;
+  if (original.present) {
+    try {
+      prior = readAttempt(original.headers);
+    } catch {
+      // A malformed attempt header: the deliveries the server counted are all that is known.
+    }
   }
-  const jobId = h.get(H.jobId) || h.get(H.msgId) || `${adv.stream}:${adv.streamSeq}`;
+  const jobId = jobIdOf(original.present ? original.headers : undefined, fallbackJobId(adv.stream, adv.streamSeq));
   h.set(H.jobId, jobId);
-  h.delete(H.msgId);
   const error =
     adv.reason === 'max_deliveries'
       ? `the server gave up after ${adv.deliveries} deliveries (max_deliver of consumer ${adv.consumer}): ` +
@@ -102,7 +107,7 @@ export function advisoryDeadLetter(
     data: original.present ? original.data : new Uint8Array(0),
     headers: h,
     // The same id the worker uses: a job dead-lettered by both paths is stored once in the DLQ.
-    msgId: `dlq:${adv.stream}:${adv.streamSeq}`,
+    msgId: msgIds.deadLetter(adv.stream, adv.streamSeq),
   };
 }
 

@@ -2,9 +2,11 @@ import type { JsMsg } from '@nats-io/jetstream';
 import type { Logger } from '@redrive/lifecycle';
 import {
   deadLetteredEventId,
+  fallbackJobId,
   H,
   HeaderError,
   headersToObject,
+  parseDeadLetterMsgId,
   readDeadLetterHeaders,
   type MsgHdrs,
   type Topology,
@@ -44,11 +46,11 @@ export function deadLetterFromMessage(m: DlqMessage, topology: Topology, dlqStre
   const dl = readDeadLetterHeaders(m.headers);
   const root = topology.dlqSubject('');
   const type = m.subject.startsWith(root) ? m.subject.slice(root.length) : m.subject;
-  const msgId = /^dlq:(.+):(\d+)$/.exec(m.headers?.get(H.msgId) ?? '');
-  const originalStream = msgId && Number(msgId[2]) === dl.originalSeq ? msgId[1]! : topology.streams.jobs;
+  const msgId = parseDeadLetterMsgId(m.headers?.get(H.msgId));
+  const originalStream = msgId && msgId.seq === dl.originalSeq ? msgId.stream : topology.streams.jobs;
   const unavailable = m.headers?.get(PAYLOAD_UNAVAILABLE_HEADER) === 'true';
   return {
-    jobId: m.headers?.get(H.jobId) || `${originalStream}:${dl.originalSeq}`,
+    jobId: m.headers?.get(H.jobId) || fallbackJobId(originalStream, dl.originalSeq),
     type,
     originalStream,
     originalSubject: dl.originalSubject,

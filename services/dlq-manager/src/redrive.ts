@@ -1,8 +1,9 @@
-import { createHeaders, H, type MsgHdrs, type Topology } from '@redrive/messaging';
-import { PAYLOAD_UNAVAILABLE_HEADER } from './recorder.js';
+import { carryHeaders, H, msgIds, type MsgHdrs, type Topology } from '@redrive/messaging';
 
 /** What a redrive needs from a stored dead letter. */
 export interface RedriveSource {
+  /** The dead letter's id in Postgres: never reused, so it names the life a redrive begins. */
+  id: number;
   jobId: string;
   originalSubject: string;
   dlqStream: string;
@@ -23,28 +24,13 @@ export interface RedriveMessage {
   dueAt?: Date;
 }
 
-// Headers that described the job's death, or JetStream's bookkeeping: a redriven job starts
-// without them. Redrive-Not-Before is dropped too: a redrive "now" means now.
-const DROPPED = new Set(
-  [
-    H.msgId,
-    H.originalSubject,
-    H.originalSeq,
-    H.reason,
-    H.errorClass,
-    H.error,
-    H.attempts,
-    H.dueAt,
-    H.notBefore,
-    PAYLOAD_UNAVAILABLE_HEADER,
-  ].map((h) => h.toLowerCase()),
-);
-
 /**
- * Builds the message that gives a dead letter its next life (pure): the original headers
- * without the dead-letter ones, the same job id, attempts reset to 0, and a message id of its
- * own per redrive (`redrive:<DLQ stream>:<DLQ seq>:<n>`), so retrying one redrive request is
- * stored once while a second redrive is a new job run. A delayed redrive goes to the
+ * Builds the message that gives a dead letter its next life (pure): the headers that travel on
+ * a redrive (wire.ts: the job's identity and the producer's own, never the dead letter's or a
+ * Not-Before: a redrive "now" means now), the same job id, attempts reset to 0, a new
+ * `Redrive-Life` (`<dead letter id>.<n>`, so ids that name an attempt differ from the earlier
+ * life's), and a message id of its own per redrive (`redrive:<DLQ stream>:<DLQ seq>:<n>`), so
+ * retrying one redrive request is stored once while a second redrive is a new job run. A delayed redrive goes to the
  * retry-scheduler on `schedule.redrive` (a one-shot like `schedule.delay`, listed as a redrive),
  * which publishes it to the target when due.
  */
@@ -54,15 +40,12 @@ export function buildRedrive(
 ): RedriveMessage {
   const data = opts.payload ?? source.payload;
   if (!data) throw new TypeError('a dead letter without a payload needs one to be redriven');
-  const h = createHeaders();
-  for (const [k, v] of Object.entries(source.headers)) {
-    const lower = k.toLowerCase();
-    if (DROPPED.has(lower) || lower.startsWith('nats-')) continue;
-    h.set(k, v);
-  }
+  const n = source.redriveCount + 1;
+  const h = carryHeaders('redrive', source.headers);
   h.set(H.jobId, source.jobId);
   h.set(H.attempt, '0');
-  const msgId = `redrive:${source.dlqStream}:${source.dlqSeq}:${source.redriveCount + 1}`;
+  h.set(H.life, `${source.id}.${n}`);
+  const msgId = msgIds.redrive(source.dlqStream, source.dlqSeq, n);
   if (opts.dueAt) {
     h.set(H.dueAt, opts.dueAt.toISOString());
     h.set(H.originalSubject, source.originalSubject);

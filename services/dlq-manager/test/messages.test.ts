@@ -165,6 +165,7 @@ describe('reading DLQ messages', () => {
 
 describe('redrive messages', () => {
   const source = {
+    id: 31,
     jobId: 'job-9',
     originalSubject: 'acme.jobs.high.sync',
     dlqStream: 'acme_DLQ',
@@ -183,6 +184,11 @@ describe('redrive messages', () => {
       'Redrive-Attempts': '4',
       'Redrive-Original-Subject': 'acme.jobs.high.sync',
       'Redrive-Original-Seq': '4',
+      // A fire's own schedule and an earlier life stay behind: the redriven job is a new life.
+      'Redrive-Schedule-Id': 'sched-1',
+      'Redrive-Schedule-Fire': '1',
+      'Redrive-Life': '12.1',
+      'Redrive-Repeat-Id': 'rep-1',
       traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
       'X-Tenant': 't1',
     },
@@ -198,7 +204,12 @@ describe('redrive messages', () => {
     expect(m.headers.get(H.maxAttempts)).toBe('8');
     expect(m.headers.get('X-Tenant')).toBe('t1');
     expect(m.headers.get('traceparent')).toBe(source.headers.traceparent);
+    expect(m.headers.get(H.repeatId)).toBe('rep-1');
+    // The third redrive of dead letter 31 begins the job's life "31.3".
+    expect(m.headers.get(H.life)).toBe('31.3');
     for (const gone of [
+      'Redrive-Schedule-Id',
+      'Redrive-Schedule-Fire',
       'Nats-Msg-Id',
       'Nats-Expected-Stream',
       'Redrive-Not-Before',

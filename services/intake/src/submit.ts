@@ -2,6 +2,7 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import { HttpError } from '@redrive/http';
 import {
   createUuidV7,
+  msgIds,
   PublishFailedError,
   type EventPublisher,
   type Priority,
@@ -100,12 +101,14 @@ export function createSubmitter(deps: SubmitterDeps) {
           'start a sync-worker with a handler for this type first',
       );
     }
-    // With an idempotency key the job id is the key itself, so a duplicate submission answers
-    // with the same id as the first one.
-    const jobId = req.idempotencyKey ?? uuidv7();
+    // With an idempotency key the job id is `<type>:<key>`, so a duplicate submission answers
+    // with the same id as the first one, and one key given for two types names two jobs. Its
+    // message id lives in the producer-key namespace, which no internal id shares (wire.ts).
+    const key = req.idempotencyKey;
+    const jobId = key !== undefined ? `${req.type}:${key}` : uuidv7();
     return {
       jobId,
-      msgId: jobId,
+      msgId: key !== undefined ? msgIds.producerKey(req.type, key) : jobId,
       subject,
       type: req.type,
       priority,
@@ -114,7 +117,9 @@ export function createSubmitter(deps: SubmitterDeps) {
       ...(req.idempotencyKey !== undefined ? { idempotencyKey: req.idempotencyKey } : {}),
       timing,
       // Like the job id, an idempotency key names the schedule, so a retried submission finds it.
-      ...(timing.kind === 'later' || timing.kind === 'repeat' ? { scheduleId: req.idempotencyKey ?? uuidv7() } : {}),
+      ...(timing.kind === 'later' || timing.kind === 'repeat'
+        ? { scheduleId: key !== undefined ? jobId : uuidv7() }
+        : {}),
     };
   }
 

@@ -1,5 +1,5 @@
 import { within, type Deadline, type Logger } from '@redrive/lifecycle';
-import { createHeaders, H } from '@redrive/messaging';
+import { createHeaders, H, msgIds } from '@redrive/messaging';
 import { planFire } from '@redrive/recurrence';
 import type { Pool } from '@redrive/store';
 import type { SchedulerMetrics } from './metrics.js';
@@ -45,14 +45,16 @@ export function fireHeaders(row: ScheduleRow, fireNumber: number) {
   h.set(H.attempt, String(repeating ? 0 : row.attempt));
   h.set(H.scheduleId, row.id);
   h.set(H.scheduleFire, String(fireNumber));
+  // The repeat a fire belongs to stays with the job through its retries, for ctx.stopRepeat().
+  if (repeating) h.set(H.repeatId, row.id);
   // The same id for every try of this fire: JetStream stores it once.
-  h.set(H.msgId, `${row.id}:${fireNumber}`);
+  h.set(H.msgId, msgIds.fire(row.id, fireNumber));
   return h;
 }
 
 /**
  * The firing loop: claims due rows (FOR UPDATE SKIP LOCKED), publishes each fire with the
- * message id `<schedule id>:<fire number>` and waits for all PubAcks together, then advances or
+ * message id `fire:<schedule id>:<fire number>` and waits for all PubAcks together, then advances or
  * finishes the rows in the same transaction. A crash between publish and commit leaves the rows
  * due, and their second publish inside JOBS's duplicate window is dropped as a duplicate, so a
  * fire is never published twice. Between rounds it sleeps until the next due row (or at most

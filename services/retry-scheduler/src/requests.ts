@@ -1,6 +1,17 @@
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { within, type Deadline, type Logger } from '@redrive/lifecycle';
-import { H, parseRfc3339, STOP_REPEAT_REASON, type MsgHdrs, type Topology } from '@redrive/messaging';
+import {
+  carriedEntries,
+  H,
+  HeaderError,
+  jobIdOf,
+  msgIds,
+  parseRfc3339,
+  readAttempt,
+  STOP_REPEAT_REASON,
+  type MsgHdrs,
+  type Topology,
+} from '@redrive/messaging';
 import { firstFire, parseRepeatSpec, RepeatSpecError } from '@redrive/recurrence';
 import type { Pool } from '@redrive/store';
 import type { PoolClient } from 'pg';
@@ -13,36 +24,6 @@ export type ParsedRequest =
   | { op: 'create'; schedule: NewSchedule }
   | { op: 'cancel'; id: string; reason: string }
   | { op: 'invalid'; problem: string };
-
-// Headers that steer the scheduler or that it sets itself on each fire; the rest (trace
-// context, Redrive-Max-Attempts, a producer's own headers) travel with every fire.
-const CONTROL_HEADERS = new Set(
-  [
-    H.msgId,
-    H.jobId,
-    H.attempt,
-    H.notBefore,
-    H.dueAt,
-    H.originalSubject,
-    H.scheduleId,
-    H.scheduleFire,
-    H.repeat,
-    'Nats-Expected-Stream',
-    'Nats-Expected-Last-Sequence',
-    'Nats-Expected-Last-Subject-Sequence',
-    'Nats-Expected-Last-Msg-Id',
-  ].map((h) => h.toLowerCase()),
-);
-
-function carriedHeaders(h: MsgHdrs | undefined): [string, string][] {
-  const out: [string, string][] = [];
-  if (!h) return out;
-  for (const key of h.keys()) {
-    if (CONTROL_HEADERS.has(key.toLowerCase())) continue;
-    for (const value of h.values(key)) out.push([key, value]);
-  }
-  return out;
-}
 
 /**
  * Reads a request into what it asks for, as a pure function of the message and the time. A
@@ -81,21 +62,26 @@ export function parseRequest(
     dueAt = parseRfc3339(dueText);
     if (!dueAt) return { op: 'invalid', problem: `${H.dueAt} "${dueText}" is not an RFC 3339 time with an offset` };
   }
-  const attemptText = get(H.attempt) ?? '0';
-  if (!/^\d+$/.test(attemptText) || !Number.isSafeInteger(Number(attemptText))) {
-    return { op: 'invalid', problem: `${H.attempt} "${attemptText}" is not a non-negative integer` };
+  let attempt: number;
+  try {
+    attempt = readAttempt(h);
+  } catch (err) {
+    if (err instanceof HeaderError) return { op: 'invalid', problem: err.message };
+    throw err;
   }
   const msgId = get(H.msgId);
   const fallbackId = `${topology.streams.schedule}:${msg.seq}`;
   const base = {
     id: scheduleId ?? (deps.newId ?? uuidv7)(),
     // A redelivered request carries the same message id, so it maps to the row already stored.
-    requestId: msgId ?? (scheduleId ? `schedule:${scheduleId}` : fallbackId),
+    requestId: msgId ?? (scheduleId ? msgIds.scheduleRequest(scheduleId) : fallbackId),
     subject,
-    jobId: get(H.jobId) ?? msgId ?? fallbackId,
-    attempt: Number(attemptText),
+    jobId: jobIdOf(h, fallbackId),
+    attempt,
     payload: msg.data,
-    headers: carriedHeaders(h),
+    // Only what travels with a job (wire.ts): ids, attempts and times of this request are the
+    // scheduler's to set on each fire.
+    headers: carriedEntries('schedule', h),
   };
 
   if (oneShot) {

@@ -3,7 +3,9 @@ import { type Deadline, type Logger, within } from '@redrive/lifecycle';
 import {
   createUuidV7,
   deadLetteredEventId,
+  fallbackJobId,
   headersToObject,
+  jobIdOf,
   readJobHeaders,
   requestStopRepeat,
   type EventInput,
@@ -171,6 +173,36 @@ export function createDispatcher(deps: DispatcherDeps) {
     metrics.held.set(held.size);
   }
 
+  /**
+   * A job that is not due yet (Redrive-Not-Before) waits without using an attempt: here for a
+   * short wait, as a NAK delay for a middling one, and with the retry-scheduler for a long one,
+   * since a NAKed message keeps its ack-pending slot until it comes back and enough of them would
+   * stall the lane. The hand-off carries no Not-Before: the scheduler publishes it when due.
+   */
+  async function waitUntilDue(
+    d: Delivery,
+    meta: JobHeaders,
+    attemptsMade: number,
+    due: Date,
+    log: Logger,
+  ): Promise<void> {
+    const wait = due.getTime() - now();
+    log.debug({ waitMs: wait }, 'job not due yet');
+    if (wait <= deps.localDelayMaxMs) return hold(d, wait, 'rerun');
+    if (wait <= deps.handoffThresholdMs) {
+      settle(d, 'nak', wait);
+      return;
+    }
+    try {
+      await outcomes.handOff(d.msg, meta, attemptsMade, due);
+    } catch (err) {
+      settle(d, 'nak', deps.handoffThresholdMs);
+      log.warn({ err }, 'hand-off of a job not yet due failed; NAKed instead');
+      return;
+    }
+    settle(d, 'ack');
+  }
+
   async function rerun(d: Delivery): Promise<void> {
     const granted = await slots.acquire(d.lane);
     if (!granted || stopping) {
@@ -293,7 +325,9 @@ export function createDispatcher(deps: DispatcherDeps) {
     let startedAt = new Date();
     const parent = ensureTraceContext(extractTraceContext((name) => m.headers?.get(name) || undefined));
     const traceId = traceIdOf(parent) ?? '';
-    let meta: JobHeaders = { jobId: `${topology.streams.jobs}:${m.seq}`, attempt: 0 };
+    // The job's own id even when another header turns out malformed: its dead letter and its
+    // timeline are then found under the id the producer gave it.
+    let meta: JobHeaders = { jobId: jobIdOf(m.headers, fallbackJobId(topology.streams.jobs, m.seq)), attempt: 0 };
     let attempt = m.info.deliveryCount;
     const pending: Promise<unknown>[] = [];
     const emit = (e: EventInput) => {
@@ -325,10 +359,7 @@ export function createDispatcher(deps: DispatcherDeps) {
       span.setAttributes({ 'redrive.job.id': meta.jobId, 'redrive.job.attempt': attempt });
 
       if (meta.notBefore && meta.notBefore.getTime() > now()) {
-        const wait = meta.notBefore.getTime() - now();
-        if (wait <= deps.localDelayMaxMs) hold(d, wait, 'rerun');
-        else settle(d, 'nak', wait);
-        log.debug({ waitMs: wait }, 'job not due yet');
+        await waitUntilDue(d, meta, attempt - 1, meta.notBefore, log);
         return;
       }
       const handler = deps.handlers.get(d.type);

@@ -5,8 +5,9 @@ import {
   connectAndProvision,
   createCompletionStore,
   createEventPublisher,
-  ensureConsumer,
   logProvisioned,
+  provisionJobTypes,
+  serveJobTypes,
   streamProblems,
 } from '@redrive/messaging';
 import { createRetryPolicy } from '@redrive/retry-policy';
@@ -18,6 +19,9 @@ import { createDispatcher } from './dispatcher.js';
 import { createHttpHandlers } from './handlers/http.js';
 import { createWorkerMetrics } from './metrics.js';
 import { loadHandlers, selectTypes } from './registry.js';
+
+/** How often a worker checks that JOBS still captures the subjects of its types. */
+const SUBJECT_CHECK_MS = 30_000;
 
 const config = loadConfigOrExit('sync-worker', () => loadWorkerConfig());
 const logger = createLogger({ service: 'sync-worker', level: config.log.level, pretty: config.log.pretty });
@@ -50,9 +54,7 @@ await runService({
       logger,
     );
     stack.add('nats', () => nc.drain());
-    for (const c of topology.workerConsumerConfigs(types, config.consumer)) {
-      logProvisioned(logger, [await ensureConsumer(jsm, topology.streams.jobs, c)]);
-    }
+    logProvisioned(logger, await provisionJobTypes(jsm, topology, types, config.consumer, logger));
 
     const registry = createMetricsRegistry('sync-worker');
     // Redis (ioredis) and Postgres (pg, node-pg-migrate) are loaded only when configured: a
@@ -123,7 +125,7 @@ await runService({
       policy: createRetryPolicy(config.retry.classes, config.retry.types),
       handoffThresholdMs: config.retry.handoffThresholdMs,
       localDelayMaxMs: config.retry.localDelayMaxMs,
-      events: createEventPublisher(js, topology),
+      events: createEventPublisher(js, topology, { maxPayload: nc.info?.max_payload }),
       guards,
       completions: createCompletionStore(js, jsm, topology),
       steps,
@@ -135,6 +137,14 @@ await runService({
     });
     await dispatcher.start();
     stack.add('dispatcher', (deadline) => dispatcher.stop(deadline));
+    // Another worker's update of JOBS can overwrite the subjects this one added (stream updates
+    // have no compare-and-set): look again now and then, and add back what is missing.
+    const resubscribe = setInterval(() => {
+      serveJobTypes(jsm, topology, types, logger).catch((err: unknown) =>
+        logger.warn({ err }, 'could not check the JOBS subjects of this worker'),
+      );
+    }, SUBJECT_CHECK_MS);
+    stack.add('subject check', () => clearInterval(resubscribe));
 
     const app = createHttpApp({ logger });
     registerProbes(app, {

@@ -1,41 +1,34 @@
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import {
-  createHeaders,
+  carryHeaders,
   H,
+  msgIds,
   writeDeadLetterHeaders,
   type DeadLetterReason,
   type JobHeaders,
-  type MsgHdrs,
   type Topology,
 } from '@redrive/messaging';
 
-function copyHeaders(from: MsgHdrs | undefined): MsgHdrs {
-  const h = createHeaders();
-  if (from) for (const k of from.keys()) for (const v of from.values(k)) h.append(k, v);
-  return h;
-}
-
 /**
  * Publishes what leaves the JOBS consumer: hand-offs to the retry-scheduler and dead letters.
- * Each resolves only after JetStream stored the message, and uses a message id derived from
- * the job and its attempt, so a worker that crashes after publishing and before acking does
- * not produce a second copy when it runs the job again.
+ * Each carries only the headers its hop allows (libs/messaging wire.ts), resolves only after
+ * JetStream stored the message, and uses a message id derived from the job, its life and its
+ * attempt (or its place in JOBS), so a worker that crashes after publishing and before acking
+ * does not produce a second copy when it runs the job again.
  */
 export function createOutcomes(deps: { js: JetStreamClient; topology: Topology }) {
   const { js, topology } = deps;
   return {
     /** Sends the job to `schedule.retry`, due at `dueAt`, with the attempts made so far. */
     async handOff(m: JsMsg, meta: JobHeaders, attemptsMade: number, dueAt: Date): Promise<void> {
-      const h = copyHeaders(m.headers);
+      const h = carryHeaders('handOff', m.headers);
       h.set(H.jobId, meta.jobId);
       h.set(H.attempt, String(attemptsMade));
       h.set(H.dueAt, dueAt.toISOString());
       h.set(H.originalSubject, m.subject);
-      // The scheduler publishes the job back with a fresh message id of its own.
-      h.delete(H.msgId);
       await js.publish(topology.scheduleSubject('retry'), m.data, {
         headers: h,
-        msgID: `retry:${meta.jobId}:${attemptsMade}`,
+        msgID: msgIds.handOff(meta.jobId, meta.life ?? '', attemptsMade),
         timeout: 5_000,
       });
     },
@@ -46,9 +39,8 @@ export function createOutcomes(deps: { js: JetStreamClient; topology: Topology }
       meta: JobHeaders,
       dl: { reason: DeadLetterReason; errorClass: string; error: string; attempts: number; type: string },
     ): Promise<void> {
-      const h = copyHeaders(m.headers);
+      const h = carryHeaders('deadLetter', m.headers);
       h.set(H.jobId, meta.jobId);
-      h.delete(H.msgId);
       writeDeadLetterHeaders(
         {
           originalSubject: m.subject,
@@ -62,7 +54,7 @@ export function createOutcomes(deps: { js: JetStreamClient; topology: Topology }
       );
       await js.publish(topology.dlqSubject(dl.type), m.data, {
         headers: h,
-        msgID: `dlq:${topology.streams.jobs}:${m.seq}`,
+        msgID: msgIds.deadLetter(topology.streams.jobs, m.seq),
         timeout: 5_000,
       });
     },
