@@ -14,14 +14,20 @@ import { createInterface } from 'node:readline';
 import { ensureInfra, InfraError, REPO_ROOT, type Infra } from './infra.js';
 
 /**
+ * Local only: without producer keys exported (INTAKE_API_KEYS), intake runs anonymous, and
+ * anyone on this machine may submit and cancel; intake itself refuses to start with neither.
+ */
+const anonymousIntake = !process.env.INTAKE_API_KEYS;
+
+/**
  * Per-service settings for the local stack. A service not listed here still starts, with
  * its own defaults; give it an entry (and a port of its own) when it serves HTTP.
  */
 const SERVICES: Record<string, { env: Record<string, string>; portVar?: string; describe: string }> = {
   intake: {
-    env: { INTAKE_PORT: '8080' },
+    env: { INTAKE_PORT: '8080', ...(anonymousIntake ? { INTAKE_ALLOW_ANONYMOUS: 'true' } : {}) },
     portVar: 'INTAKE_PORT',
-    describe: 'HTTP API for producers: POST /v1/jobs, /metrics, /healthz, /readyz',
+    describe: `HTTP API for producers: POST /v1/jobs${anonymousIntake ? ' (anonymous: no API key)' : ''}, /metrics, /healthz, /readyz`,
   },
   'sync-worker': {
     env: {
@@ -320,6 +326,13 @@ async function main(): Promise<void> {
   }
   const intake = services.find((s) => s.name === 'intake');
   if (intake?.port !== undefined) {
+    if (anonymousIntake) {
+      say(
+        'intake runs with anonymous access (INTAKE_ALLOW_ANONYMOUS=true): no API key is needed, for local use only',
+        {},
+        'warn',
+      );
+    }
     lines.push(
       '',
       'Try it:',

@@ -62,7 +62,10 @@ export async function startPipeline(
       count,
     ),
   );
-  if (opts.http) services.push(await startBenchService('intake', { ...common, INTAKE_MAX_BATCH: '1000' }, count));
+  if (opts.http) {
+    const intakeEnv = { ...common, INTAKE_MAX_BATCH: '1000', INTAKE_ALLOW_ANONYMOUS: 'true' };
+    services.push(await startBenchService('intake', intakeEnv, count));
+  }
   const audits = { seen: 0 };
   const peaks: Record<string, number> = {};
   const sampler = setInterval(() => {

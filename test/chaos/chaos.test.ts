@@ -101,7 +101,7 @@ beforeAll(async () => {
   await waitFor(() => ['dlq-manager', 'retry-scheduler', 'worker-1', 'worker-2'].every((n) => services.has(n)), {
     timeoutMs: 120_000,
   });
-  await start('intake', 'intake', { INTAKE_PUBLISH_TIMEOUT: '2s' });
+  await start('intake', 'intake', { INTAKE_PUBLISH_TIMEOUT: '2s', INTAKE_ALLOW_ANONYMOUS: 'true' });
 }, 180_000);
 
 afterAll(async () => {

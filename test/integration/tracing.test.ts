@@ -66,7 +66,7 @@ beforeAll(async () => {
   });
   await worker.waitForLog((l) => l.msg === 'sync-worker running');
   intakePort = await freePort();
-  intake = startService('intake', { ...env, INTAKE_PORT: String(intakePort) });
+  intake = startService('intake', { ...env, INTAKE_PORT: String(intakePort), INTAKE_ALLOW_ANONYMOUS: 'true' });
   await intake.waitForLog((l) => l.msg === 'intake listening');
 }, 60_000);
 

@@ -1,6 +1,7 @@
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
 import { STATUS_CODES } from 'node:http';
+import { guardRoutes, NO_CALLERS, type RouteAuth } from './auth.js';
 import { HttpError, type ErrorBody } from './errors.js';
 
 type SchemaError = { keyword: string; instancePath: string; message?: string; params: Record<string, unknown> };
@@ -56,6 +57,25 @@ export interface HttpAppOptions {
   bodyLimit?: number;
   /** Log each request at info (intake) or debug (health-only servers). */
   requestLogLevel?: 'info' | 'debug';
+  /** Who may call the app's routes; without it only routes declared public answer. */
+  auth?: RouteAuth;
+}
+
+/** One route of an app, as fastify registered it (HEAD routes it adds for GET included). */
+export interface RouteInfo {
+  method: string;
+  url: string;
+  /** The route's `config.access`; undefined when it declares none (it then answers nobody). */
+  access: string | undefined;
+}
+
+const routeTables = new WeakMap<FastifyInstance, RouteInfo[]>();
+
+/** Every route registered on an app made by createHttpApp, from fastify's own onRoute hook. */
+export function routeTable(app: FastifyInstance): readonly RouteInfo[] {
+  const table = routeTables.get(app);
+  if (!table) throw new Error('routeTable: the app was not made by createHttpApp');
+  return table;
 }
 
 /**
@@ -75,6 +95,14 @@ export function createHttpApp(opts: HttpAppOptions): FastifyInstance {
   }) as unknown as FastifyInstance;
   // Only JSON is accepted: without this fastify would also parse text/plain bodies.
   app.removeContentTypeParser('text/plain');
+  const table: RouteInfo[] = [];
+  routeTables.set(app, table);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) table.push({ method, url: route.url, access: route.config?.access });
+  });
+  // The route table at start, so a test can enumerate a running service's routes.
+  app.addHook('onReady', async () => app.log.debug({ routes: table }, 'http routes'));
+  guardRoutes(app, opts.auth ?? NO_CALLERS);
   const level = opts.requestLogLevel ?? 'debug';
   app.addHook('onResponse', async (req, reply) => {
     req.log[reply.statusCode >= 500 ? 'error' : level](

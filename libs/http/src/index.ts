@@ -1,4 +1,14 @@
-export { createHttpApp, toErrorBody, type HttpAppOptions } from './app.js';
-export { createKeyCheck, presentedKey } from './auth.js';
+export { createHttpApp, routeTable, toErrorBody, type HttpAppOptions, type RouteInfo } from './app.js';
+export {
+  bearerToken,
+  createCredentialCheck,
+  guardRoutes,
+  NO_CALLERS,
+  presentedKey,
+  PUBLIC,
+  type CredentialCheckOptions,
+  type Principal,
+  type RouteAuth,
+} from './auth.js';
 export { errorBodySchema, HttpError, type ErrorBody } from './errors.js';
-export { registerProbes, type ProbeOptions } from './probes.js';
+export { checkName, registerProbes, type ProbeOptions } from './probes.js';

@@ -1,20 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { createHttpApp, HttpError } from '@redrive/http';
-
-function memoryLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n'))
-        if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, stream), lines };
-}
+import { createHttpApp, HttpError, PUBLIC } from '@redrive/http';
+import { memoryLogger } from './memory-logger.js';
 
 const jobSchema = {
   type: 'object',
@@ -37,11 +24,13 @@ afterEach(async () => {
 async function build(bodyLimit?: number) {
   const { logger, lines } = memoryLogger();
   app = createHttpApp({ logger, ...(bodyLimit !== undefined ? { bodyLimit } : {}) });
-  app.post('/jobs', { schema: { body: jobSchema } }, async (req) => ({ received: req.body }));
-  app.get('/teapot', async () => {
+  // These routes test the HTTP conventions, not access: anyone may call them.
+  const config = { access: PUBLIC };
+  app.post('/jobs', { config, schema: { body: jobSchema } }, async (req) => ({ received: req.body }));
+  app.get('/teapot', { config }, async () => {
     throw new HttpError(429, 'SLOW_DOWN', 'too many requests', { 'retry-after': '7' });
   });
-  app.get('/boom', async () => {
+  app.get('/boom', { config }, async () => {
     throw new Error('secret database detail');
   });
   await app.ready();

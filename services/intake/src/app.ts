@@ -1,9 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
-import { createHttpApp, createKeyCheck, registerProbes } from '@redrive/http';
+import { createHttpApp, registerProbes } from '@redrive/http';
 import type { Logger } from '@redrive/lifecycle';
 import { createEventPublisher, streamProblems, type SchedulerClient, type Topology } from '@redrive/messaging';
 import { Counter, Histogram, type Registry } from '@redrive/telemetry';
+import { createKeyAuth } from './auth.js';
 import type { IntakeConfig } from './config.js';
 import { createConsumerDirectory } from './consumer-directory.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -24,7 +25,19 @@ export interface IntakeDeps {
 /** Builds the intake HTTP API; listening is the caller's business (tests use inject). */
 export async function buildIntakeApp(deps: IntakeDeps): Promise<FastifyInstance> {
   const { config, topology, logger } = deps;
-  const app = createHttpApp({ logger, bodyLimit: config.maxPayloadBytes + 64 * 1024, requestLogLevel: 'debug' });
+  // Each route declares the scope it needs (`submit`, `schedules:read`, `schedules:cancel`;
+  // the probes are public); createHttpApp checks it on the route that matched.
+  const app = createHttpApp({
+    logger,
+    bodyLimit: config.maxPayloadBytes + 64 * 1024,
+    requestLogLevel: 'debug',
+    auth: createKeyAuth(config.apiKeys, config.allowAnonymous),
+  });
+  if (config.allowAnonymous) {
+    logger.warn(
+      'INTAKE_ALLOW_ANONYMOUS=true: anyone who reaches intake may submit jobs and read or cancel schedules; set INTAKE_API_KEYS outside local development',
+    );
+  }
 
   const accepted = new Counter({
     name: 'redrive_intake_jobs_accepted_total',
@@ -72,7 +85,7 @@ export async function buildIntakeApp(deps: IntakeDeps): Promise<FastifyInstance>
   });
 
   app.addHook('onResponse', async (req, reply) => {
-    if (!req.url.startsWith('/v1/jobs')) return;
+    if (!req.routeOptions.url?.startsWith('/v1/jobs')) return;
     publishSeconds.observe({ route: req.routeOptions.url ?? 'unknown' }, reply.elapsedTime / 1000);
     if (reply.statusCode >= 400) refused.inc({ status: String(reply.statusCode) });
   });
@@ -83,11 +96,10 @@ export async function buildIntakeApp(deps: IntakeDeps): Promise<FastifyInstance>
   });
   await app.register(jobRoutes, {
     submitter,
-    authorize: createKeyCheck(config.apiKeys),
     maxPayloadBytes: config.maxPayloadBytes,
     maxBatch: config.maxBatch,
     maxBatchBytes: config.maxBatchBytes,
   });
-  await app.register(scheduleRoutes, { scheduler: deps.scheduler, authorize: createKeyCheck(config.apiKeys) });
+  await app.register(scheduleRoutes, { scheduler: deps.scheduler });
   return app;
 }

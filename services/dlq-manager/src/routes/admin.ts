@@ -31,7 +31,12 @@ const errors = {
 
 type IdParams = { Params: { id: number } };
 
+// What each route needs (see createTokenAuth); a route without it answers nobody.
+const viewer = { access: 'viewer' };
+const operator = { access: 'operator' };
+
 function actorOf(req: FastifyRequest): Actor {
+  // Never null here: every route of this file needs a token.
   return { name: req.principal!.name };
 }
 
@@ -41,20 +46,20 @@ export async function adminRoutes(app: FastifyInstance, opts: { admin: Admin }):
 
   app.get<{ Querystring: DeadLetterFilter & { limit?: number; cursor?: string } }>(
     '/v1/admin/dead-letters',
-    { schema: { querystring: listQuery, response: { 200: listResponse, ...errors } } },
+    { config: viewer, schema: { querystring: listQuery, response: { 200: listResponse, ...errors } } },
     async (req) => admin.list(req.query),
   );
 
   app.get<IdParams>(
     '/v1/admin/dead-letters/:id',
-    { schema: { params: idParams, response: { 200: deadLetterDetail, ...errors } } },
+    { config: viewer, schema: { params: idParams, response: { 200: deadLetterDetail, ...errors } } },
     async (req) => admin.get(req.params.id),
   );
 
   app.post<IdParams & { Body: { note?: string } }>(
     '/v1/admin/dead-letters/:id/resolve',
     {
-      config: { role: 'operator' },
+      config: operator,
       schema: { params: idParams, body: resolveBody, response: { 200: deadLetterView, ...errors } },
     },
     async (req) => admin.resolve(req.params.id, req.body, actorOf(req)),
@@ -63,7 +68,7 @@ export async function adminRoutes(app: FastifyInstance, opts: { admin: Admin }):
   app.post<IdParams & { Body: RedriveRequest }>(
     '/v1/admin/dead-letters/:id/redrive',
     {
-      config: { role: 'operator' },
+      config: operator,
       schema: { params: idParams, body: redriveBody, response: { 202: redriveResponse, ...errors } },
     },
     async (req, reply) => reply.code(202).send(await admin.redrive(req.params.id, req.body, actorOf(req))),
@@ -73,7 +78,7 @@ export async function adminRoutes(app: FastifyInstance, opts: { admin: Admin }):
     // "::" is fastify's escape for a literal ":" in a path.
     '/v1/admin/dead-letters::redrive',
     {
-      config: { role: 'operator' },
+      config: operator,
       schema: { body: bulkRedriveBody, response: { 200: bulkRedriveResponse, ...errors } },
     },
     async (req) => admin.bulkRedrive(req.body, actorOf(req)),
@@ -81,19 +86,19 @@ export async function adminRoutes(app: FastifyInstance, opts: { admin: Admin }):
 
   app.delete<IdParams>(
     '/v1/admin/dead-letters/:id',
-    { config: { role: 'operator' }, schema: { params: idParams, response: { 200: deadLetterView, ...errors } } },
+    { config: operator, schema: { params: idParams, response: { 200: deadLetterView, ...errors } } },
     async (req) => admin.remove(req.params.id, actorOf(req)),
   );
 
   app.get<{ Querystring: { hours?: number } }>(
     '/v1/admin/stats',
-    { schema: { querystring: statsQuery, response: { 200: statsResponse, ...errors } } },
+    { config: viewer, schema: { querystring: statsQuery, response: { 200: statsResponse, ...errors } } },
     async (req) => admin.stats(req.query),
   );
 
   app.post<{ Body: { olderThan?: string } }>(
     '/v1/admin/cleanup',
-    { config: { role: 'operator' }, schema: { body: cleanupBody, response: { 200: cleanupResponse, ...errors } } },
+    { config: operator, schema: { body: cleanupBody, response: { 200: cleanupResponse, ...errors } } },
     async (req) => admin.cleanup(req.body, actorOf(req)),
   );
 }

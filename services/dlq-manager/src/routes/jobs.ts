@@ -8,6 +8,7 @@ export async function jobRoutes(app: FastifyInstance, opts: { admin: Admin }): P
   app.get<{ Params: { id: string } }>(
     '/v1/jobs/:id/timeline',
     {
+      config: { access: 'viewer' },
       schema: {
         params: jobIdParams,
         response: { 200: timelineResponse, 400: errorBodySchema, 401: errorBodySchema, 404: errorBodySchema },

@@ -49,7 +49,6 @@ const errorResponses = {
 
 export interface JobRoutesOptions {
   submitter: Submitter;
-  authorize: (req: FastifyRequest) => void;
   maxPayloadBytes: number;
   maxBatch: number;
   maxBatchBytes: number;
@@ -67,11 +66,13 @@ function traceContextOf(req: FastifyRequest): Context {
 /** POST /v1/jobs and POST /v1/jobs:batch: accept jobs, answering only after JetStream stored them. */
 export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions): Promise<void> {
   const { submitter } = opts;
-  app.addHook('onRequest', async (req) => opts.authorize(req));
+  // The submit scope is checked on the matched route by the app's guard (createHttpApp).
+  const config = { access: 'submit' };
 
   app.post<{ Body: JobRequest }>(
     '/v1/jobs',
     {
+      config,
       // Room for the envelope around a payload at the limit; the payload itself is measured exactly.
       bodyLimit: opts.maxPayloadBytes + 64 * 1024,
       schema: { body: jobRequestSchema, response: { 202: acceptedSchema, ...errorResponses } },
@@ -87,6 +88,7 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions): P
     // "::" is fastify's escape for a literal ":" in a path.
     '/v1/jobs::batch',
     {
+      config,
       bodyLimit: opts.maxBatchBytes,
       schema: {
         body: {

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { errorBodySchema, HttpError } from '@redrive/http';
 import {
   SchedulerApiError,
@@ -53,7 +53,6 @@ const idParams = {
 export interface ScheduleRoutesOptions {
   /** The retry-scheduler's request/reply API; absent, every route answers 503. */
   scheduler: SchedulerClient | undefined;
-  authorize: (req: FastifyRequest) => void;
 }
 
 /** Turns the scheduler's answers into HTTP: its refusals keep their meaning, its absence is a 503. */
@@ -85,7 +84,9 @@ async function ask<T>(call: () => Promise<T>): Promise<T> {
  * database: it asks the retry-scheduler over NATS request/reply, and one replica answers.
  */
 export async function scheduleRoutes(app: FastifyInstance, opts: ScheduleRoutesOptions): Promise<void> {
-  app.addHook('onRequest', async (req) => opts.authorize(req));
+  // Scopes are checked on the matched route by the app's guard (createHttpApp).
+  const read = { access: 'schedules:read' };
+  const cancel = { access: 'schedules:cancel' };
   const scheduler = (): SchedulerClient => {
     if (!opts.scheduler) throw new HttpError(503, 'SCHEDULER_UNAVAILABLE', 'this intake has no scheduler connection');
     return opts.scheduler;
@@ -94,6 +95,7 @@ export async function scheduleRoutes(app: FastifyInstance, opts: ScheduleRoutesO
   app.get<{ Querystring: { status?: string; kind?: string; limit?: string; cursor?: string } }>(
     '/v1/schedules',
     {
+      config: read,
       schema: {
         querystring: {
           type: 'object',
@@ -130,13 +132,16 @@ export async function scheduleRoutes(app: FastifyInstance, opts: ScheduleRoutesO
 
   app.get<{ Params: { id: string } }>(
     '/v1/schedules/:id',
-    { schema: { params: idParams, response: { 200: scheduleSchema, ...errorResponses } } },
+    { config: read, schema: { params: idParams, response: { 200: scheduleSchema, ...errorResponses } } },
     async (req) => ask(() => scheduler().get(req.params.id)),
   );
 
   app.delete<{ Params: { id: string } }>(
     '/v1/schedules/:id',
-    { schema: { params: idParams, response: { 200: scheduleSchema, 409: errorBodySchema, ...errorResponses } } },
+    {
+      config: cancel,
+      schema: { params: idParams, response: { 200: scheduleSchema, 409: errorBodySchema, ...errorResponses } },
+    },
     async (req) => ask(() => scheduler().cancel(req.params.id, 'cancelled through DELETE /v1/schedules/:id')),
   );
 }
