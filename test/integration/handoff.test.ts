@@ -1,7 +1,16 @@
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeEvents, publishJob, publishScheduleRequest, Topology, type LifecycleEvent } from '@redrive/messaging';
+import {
+  createHeaders,
+  createSchedulerClient,
+  decodeEvents,
+  H,
+  publishJob,
+  publishScheduleRequest,
+  Topology,
+  type LifecycleEvent,
+} from '@redrive/messaging';
 import {
   connectTestClient,
   createTestDatabase,
@@ -189,4 +198,46 @@ describe('retries through the retry-scheduler', () => {
     expect(runs(jobId).map((r) => r.attempt)).toEqual([1, 2, 1, 2]);
     expect((await events('retry.scheduled', jobId)).map((e) => e.attempt)).toEqual([1, 1]);
   });
+
+  it.each(['api', 'request'] as const)(
+    'ends a cancelled schedule (through the %s) in the audit trail as cancelled',
+    async (how) => {
+      const jobId = `cancel-${how}-${prefix}`;
+      const scheduleId = `sched-${jobId}`;
+      await publishScheduleRequest(jetstream(nc), topology, {
+        kind: 'delay',
+        scheduleId,
+        subject: topology.jobSubject('normal', 'status'),
+        payload: new TextEncoder().encode(JSON.stringify({ status: 200 })),
+        jobId,
+        attempt: 0,
+        dueAt: new Date(Date.now() + 3_600_000),
+      });
+      const scheduler = createSchedulerClient(nc, topology);
+      await waitFor(() => scheduler.get(scheduleId).catch(() => undefined), { what: 'the schedule to be stored' });
+      if (how === 'api') await scheduler.cancel(scheduleId, 'no longer wanted');
+      else {
+        const h = createHeaders();
+        h.set(H.scheduleId, scheduleId);
+        h.set(H.reason, 'no longer wanted');
+        await jetstream(nc).publish(topology.scheduleSubject('cancel'), new Uint8Array(), { headers: h });
+      }
+      const [event] = await waitFor(
+        async () => {
+          const found = await events('job.cancelled', jobId);
+          return found.length > 0 ? found : undefined;
+        },
+        { what: 'the job.cancelled event' },
+      );
+      expect(event).toMatchObject({ type: 'status', reason: 'no longer wanted' });
+      const timeline = await waitFor(
+        async () => {
+          const t = await admin<{ summary: { status: string } | null }>('GET', `/v1/jobs/${jobId}/timeline`);
+          return t.body.summary?.status === 'cancelled' ? t.body : undefined;
+        },
+        { what: 'the summary to say cancelled' },
+      );
+      expect(timeline.summary).toMatchObject({ status: 'cancelled' });
+    },
+  );
 });

@@ -13,6 +13,7 @@ export const EVENT_KINDS = [
   'job.skipped',
   'job.log',
   'job.progress',
+  'job.cancelled',
 ] as const;
 export type EventKind = (typeof EVENT_KINDS)[number];
 
@@ -31,6 +32,8 @@ export interface LifecycleEvent {
   durationMs?: number;
   reason?: string;
   dueAt?: string;
+  /** The job's life (`Redrive-Life`), absent for the first: the audit trail orders lives by it. */
+  life?: string;
   data?: unknown;
 }
 

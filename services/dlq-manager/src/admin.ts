@@ -295,6 +295,7 @@ export function createAdmin(deps: AdminDeps) {
             stream: ack.stream,
             seq: ack.seq,
             msgId: msg.msgId,
+            life: msg.life,
             payloadEdited: edited !== undefined,
             ...(dueAt ? { dueAt: dueAt.toISOString() } : {}),
             ...(req.note ? { note: req.note } : {}),

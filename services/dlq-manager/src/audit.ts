@@ -66,9 +66,29 @@ export function statusOf(kind: string): string | null {
       return 'dead_lettered';
     case 'job.redriven':
       return 'redriven';
+    case 'job.cancelled':
+      return 'cancelled';
     default:
       return null;
   }
+}
+
+const TERMINAL = new Set(['succeeded', 'dead_lettered', 'cancelled']);
+
+/**
+ * Where an event stands in its job's lifecycle, for the summary: the job's life (`Redrive-Life`
+ * `<dead letter id>.<n>`; 0.0 for the first, and dead letter ids only grow), then the stage
+ * within it (0 accepted or redriven, 1 running, retrying or scheduled, 2 terminal), then time.
+ * The summary keeps the status of the highest: events arrive in any order (intake's
+ * `job.accepted` can be stamped after the worker's success), and a terminal state must never
+ * be overwritten by an earlier stage of the same life, while a redrive starts the next life.
+ */
+export function lifecycleRank(kind: string, life: unknown): { lifeA: number; lifeB: number; stage: number } {
+  const status = statusOf(kind);
+  const stage =
+    status === null ? -1 : status === 'accepted' || status === 'redriven' ? 0 : TERMINAL.has(status) ? 2 : 1;
+  const m = typeof life === 'string' ? /^(\d{1,15})\.(\d{1,9})$/.exec(life) : null;
+  return { lifeA: m ? Number(m[1]) : 0, lifeB: m ? Number(m[2]) : 0, stage };
 }
 
 const MAX_TEXT = 10_000;
@@ -171,12 +191,18 @@ export function parseEventMessage(data: Uint8Array, fallback: { id: string; kind
 // summaries: a replayed event conflicts on its id, is not returned by RETURNING, and so is
 // never counted twice. Summaries are upserted in job id order, so two batches touching the
 // same jobs lock them in the same order and cannot deadlock each other.
+// The batch's status is later in the job's lifecycle than the stored one (lifecycleRank).
+const LATER = `(EXCLUDED.status_life_a, EXCLUDED.status_life_b, EXCLUDED.status_stage, EXCLUDED.status_at)
+  >= (s.status_life_a, s.status_life_b, s.status_stage, s.status_at)`;
+
 const APPEND_SQL = `
 WITH input AS (
   SELECT * FROM unnest(
     $1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[],
-    $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::timestamptz[], $13::jsonb[], $14::text[]
-  ) AS t(id, job_id, type, kind, attempt, error_class, error, delay_ms, duration_ms, trace_id, actor, at, extra, status)
+    $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::timestamptz[], $13::jsonb[], $14::text[],
+    $15::bigint[], $16::int[], $17::smallint[]
+  ) AS t(id, job_id, type, kind, attempt, error_class, error, delay_ms, duration_ms, trace_id, actor, at, extra, status,
+         life_a, life_b, stage)
 ),
 unique_input AS (
   SELECT DISTINCT ON (id) * FROM input ORDER BY id
@@ -194,8 +220,11 @@ new_rows AS (
 per_job AS (
   SELECT job_id,
     max(type) AS type,
-    (array_agg(status ORDER BY at DESC, id DESC) FILTER (WHERE status IS NOT NULL))[1] AS status,
-    max(at) FILTER (WHERE status IS NOT NULL) AS status_at,
+    (array_agg(status ORDER BY life_a DESC, life_b DESC, stage DESC, at DESC, id DESC) FILTER (WHERE status IS NOT NULL))[1] AS status,
+    (array_agg(at ORDER BY life_a DESC, life_b DESC, stage DESC, at DESC, id DESC) FILTER (WHERE status IS NOT NULL))[1] AS status_at,
+    (array_agg(life_a ORDER BY life_a DESC, life_b DESC, stage DESC, at DESC, id DESC) FILTER (WHERE status IS NOT NULL))[1] AS status_life_a,
+    (array_agg(life_b ORDER BY life_a DESC, life_b DESC, stage DESC, at DESC, id DESC) FILTER (WHERE status IS NOT NULL))[1] AS status_life_b,
+    (array_agg(stage ORDER BY life_a DESC, life_b DESC, stage DESC, at DESC, id DESC) FILTER (WHERE status IS NOT NULL))[1] AS status_stage,
     count(*) FILTER (WHERE kind IN ('attempt.succeeded', 'attempt.failed')) AS runs,
     count(*) FILTER (WHERE kind = 'job.redriven') AS redrives,
     min(at) AS first_at,
@@ -206,15 +235,19 @@ per_job AS (
   FROM new_rows GROUP BY job_id
 ),
 summaries AS (
-  INSERT INTO job_summaries AS s (job_id, type, status, status_at, attempts, lives, first_seen_at, last_seen_at,
-                                  last_error_class, last_error, last_error_at)
-  SELECT job_id, type, COALESCE(status, 'running'), COALESCE(status_at, '-infinity'), runs, 1 + redrives,
-         first_at, last_at, error_class, error, error_at
+  INSERT INTO job_summaries AS s (job_id, type, status, status_at, status_life_a, status_life_b, status_stage,
+                                  attempts, lives, first_seen_at, last_seen_at, last_error_class, last_error, last_error_at)
+  SELECT job_id, type, COALESCE(status, 'running'), COALESCE(status_at, '-infinity'), COALESCE(status_life_a, 0),
+         COALESCE(status_life_b, 0), COALESCE(status_stage, -1), runs, 1 + redrives, first_at, last_at, error_class,
+         error, error_at
   FROM per_job ORDER BY job_id
   ON CONFLICT (job_id) DO UPDATE SET
     type = COALESCE(s.type, EXCLUDED.type),
-    status = CASE WHEN EXCLUDED.status_at >= s.status_at THEN EXCLUDED.status ELSE s.status END,
-    status_at = GREATEST(s.status_at, EXCLUDED.status_at),
+    status = CASE WHEN ${LATER} THEN EXCLUDED.status ELSE s.status END,
+    status_at = CASE WHEN ${LATER} THEN EXCLUDED.status_at ELSE s.status_at END,
+    status_life_a = CASE WHEN ${LATER} THEN EXCLUDED.status_life_a ELSE s.status_life_a END,
+    status_life_b = CASE WHEN ${LATER} THEN EXCLUDED.status_life_b ELSE s.status_life_b END,
+    status_stage = CASE WHEN ${LATER} THEN EXCLUDED.status_stage ELSE s.status_stage END,
     attempts = s.attempts + EXCLUDED.attempts,
     lives = s.lives + EXCLUDED.lives - 1,
     first_seen_at = LEAST(s.first_seen_at, EXCLUDED.first_seen_at),
@@ -235,6 +268,7 @@ SELECT (SELECT count(*) FROM ins)::int AS inserted, (SELECT count(*) FROM summar
 export async function appendAudit(db: Queryable, rows: readonly AuditRow[]): Promise<number> {
   if (rows.length === 0) return 0;
   const col = <T>(f: (r: AuditRow) => T) => rows.map(f);
+  const ranks = rows.map((r) => lifecycleRank(r.kind, r.extra?.life));
   const result = await db.query<{ inserted: number }>(APPEND_SQL, [
     col((r) => r.id),
     col((r) => r.jobId),
@@ -250,6 +284,9 @@ export async function appendAudit(db: Queryable, rows: readonly AuditRow[]): Pro
     col((r) => r.at.toISOString()),
     col((r) => (r.extra ? JSON.stringify(r.extra) : null)),
     col((r) => statusOf(r.kind)),
+    ranks.map((r) => r.lifeA),
+    ranks.map((r) => r.lifeB),
+    ranks.map((r) => r.stage),
   ]);
   return result.rows[0]?.inserted ?? 0;
 }

@@ -129,7 +129,12 @@ export function createRecorder(deps: RecorderDeps) {
                 traceId: dl.traceId,
                 actor: null,
                 at: dl.createdAt,
-                extra: { reason: dl.reason, deadLetterId: id, payloadAvailable: dl.payload !== null },
+                extra: {
+                  reason: dl.reason,
+                  deadLetterId: id,
+                  payloadAvailable: dl.payload !== null,
+                  ...(dl.headers[H.life] ? { life: dl.headers[H.life] } : {}),
+                },
               },
             ]);
           }

@@ -21,6 +21,8 @@ export interface RedriveMessage {
   data: Uint8Array;
   headers: MsgHdrs;
   msgId: string;
+  /** The life the redriven job begins (`Redrive-Life`). */
+  life: string;
   dueAt?: Date;
 }
 
@@ -44,7 +46,8 @@ export function buildRedrive(
   const h = carryHeaders('redrive', source.headers);
   h.set(H.jobId, source.jobId);
   h.set(H.attempt, '0');
-  h.set(H.life, `${source.id}.${n}`);
+  const life = `${source.id}.${n}`;
+  h.set(H.life, life);
   const msgId = msgIds.redrive(source.dlqStream, source.dlqSeq, n);
   if (opts.dueAt) {
     h.set(H.dueAt, opts.dueAt.toISOString());
@@ -55,8 +58,9 @@ export function buildRedrive(
       data,
       headers: h,
       msgId,
+      life,
       dueAt: opts.dueAt,
     };
   }
-  return { subject: source.originalSubject, target: source.originalSubject, data, headers: h, msgId };
+  return { subject: source.originalSubject, target: source.originalSubject, data, headers: h, msgId, life };
 }

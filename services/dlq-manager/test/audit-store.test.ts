@@ -82,6 +82,35 @@ describe('appendAudit', () => {
     ]);
   });
 
+  it('never lets an earlier stage overwrite a terminal state, whatever the timestamps say', async () => {
+    // Intake stamps job.accepted after its PubAck, which can be after the worker finished.
+    await appendAudit(pool, [row('j3', 'attempt.succeeded', '2030-01-01T00:00:01Z')]);
+    await appendAudit(pool, [row('j3', 'job.accepted', '2030-01-01T00:00:02Z', { attempt: 0 })]);
+    expect(await readSummary(pool, 'j3')).toMatchObject({ status: 'succeeded' });
+    // In one batch too, and for every terminal state.
+    await appendAudit(pool, [
+      row('j4', 'job.cancelled', '2030-01-01T00:00:01Z'),
+      row('j4', 'job.accepted', '2030-01-01T00:00:02Z'),
+      row('j5', 'job.dead_lettered', '2030-01-01T00:00:01Z'),
+      row('j5', 'retry.scheduled', '2030-01-01T00:00:02Z'),
+    ]);
+    expect(await readSummary(pool, 'j4')).toMatchObject({ status: 'cancelled' });
+    expect(await readSummary(pool, 'j5')).toMatchObject({ status: 'dead_lettered' });
+  });
+
+  it('orders lives by Redrive-Life: a redrive begins one, and its events outrank the earlier life', async () => {
+    await appendAudit(pool, [row('j6', 'job.dead_lettered', '2030-01-01T00:00:05Z')]);
+    // The redrive's row is stamped before the old life's dead letter (clocks differ).
+    await appendAudit(pool, [row('j6', 'job.redriven', '2030-01-01T00:00:04Z', { extra: { life: '7.1' } })]);
+    expect(await readSummary(pool, 'j6')).toMatchObject({ status: 'redriven', lives: 2 });
+    await appendAudit(pool, [row('j6', 'attempt.failed', '2030-01-01T00:00:06Z', { extra: { life: '7.1' } })]);
+    await appendAudit(pool, [row('j6', 'job.dead_lettered', '2030-01-01T00:00:07Z', { extra: { life: '7.1' } })]);
+    // A second redrive of a later dead letter, and the success of that life arriving first.
+    await appendAudit(pool, [row('j6', 'attempt.succeeded', '2030-01-01T00:00:09Z', { extra: { life: '9.1' } })]);
+    await appendAudit(pool, [row('j6', 'job.redriven', '2030-01-01T00:00:08Z', { extra: { life: '9.1' } })]);
+    expect(await readSummary(pool, 'j6')).toMatchObject({ status: 'succeeded', lives: 3 });
+  });
+
   it('is append-only: stored events cannot be changed or removed', async () => {
     await expect(pool.query(`UPDATE audit_events SET kind = 'x' WHERE job_id = 'j1'`)).rejects.toThrow(/append-only/);
     await expect(pool.query(`DELETE FROM audit_events WHERE job_id = 'j1'`)).rejects.toThrow(/append-only/);

@@ -1,9 +1,10 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
 import type { Logger } from '@redrive/lifecycle';
-import type { SchedulerErrorCode, SchedulerReply, ScheduleView, Topology } from '@redrive/messaging';
+import type { EventPublisher, SchedulerErrorCode, SchedulerReply, ScheduleView, Topology } from '@redrive/messaging';
 import type { Pool } from '@redrive/store';
 import type { SchedulerMetrics } from './metrics.js';
-import { cancelSchedule, getSchedule, listSchedules, type ScheduleRow } from './schedules.js';
+import { publishCancelled } from './cancelled.js';
+import { cancelledAmong, cancelSchedule, getSchedule, listSchedules, type ScheduleRow } from './schedules.js';
 
 const STATUSES = ['active', 'completed', 'cancelled'] as const;
 const KINDS = ['delay', 'retry', 'redrive', 'repeat', 'cron'] as const;
@@ -82,6 +83,8 @@ export function createSchedulerApi(deps: {
   topology: Topology;
   pool: Pool;
   namespace: string;
+  /** Where a cancelled schedule's `job.cancelled` event goes. */
+  events: EventPublisher;
   logger: Logger;
   metrics: SchedulerMetrics;
 }) {
@@ -125,14 +128,22 @@ export function createSchedulerApi(deps: {
         case 'completed':
           throw new ApiError('CONFLICT', `schedule "${id}" has already completed; there is nothing left to cancel`);
         case 'cancelled':
+          await recordCancelled(id);
           deps.metrics.cancelled.inc({ by: 'api' });
           logger.info({ scheduleId: id, reason }, 'schedule cancelled');
           return toView(result.row, topology);
         case 'already_cancelled':
+          // A caller trying again after an error: the event may be the part that failed.
+          await recordCancelled(id);
           return toView(result.row, topology);
       }
     },
   } as const;
+
+  /** Sends the cancelled job's lifecycle event; an error makes the caller try again. */
+  async function recordCancelled(id: string): Promise<void> {
+    await publishCancelled(deps.events, topology, await cancelledAmong(pool, namespace, [id]));
+  }
 
   async function answer(op: keyof typeof handlers, m: Msg): Promise<void> {
     let reply: SchedulerReply<unknown>;

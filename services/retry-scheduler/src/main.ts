@@ -2,7 +2,7 @@
 import { AckPolicy, DeliverPolicy, type ConsumerConfig } from '@nats-io/jetstream';
 import { createHttpApp, registerProbes } from '@redrive/http';
 import { createLogger, loadConfigOrExit, runService, ShutdownStack } from '@redrive/lifecycle';
-import { connectAndProvision, ensureConsumer, streamProblems } from '@redrive/messaging';
+import { connectAndProvision, createEventPublisher, ensureConsumer, streamProblems } from '@redrive/messaging';
 import { closePool, createPool, ensureDatabase, migrate } from '@redrive/store';
 import { createMetricsRegistry, startTelemetry } from '@redrive/telemetry';
 import { createSchedulerApi } from './api.js';
@@ -78,10 +78,12 @@ await runService({
     await listener.start();
     stack.add('listen', () => listener.stop());
 
+    const events = createEventPublisher(js, topology, { maxPayload: nc.info?.max_payload });
     const requests = createRequestConsumer({
       js,
       topology,
       pool,
+      events,
       namespace,
       consumerName: CONSUMER,
       maxBatch: Math.min(config.batchSize, 1_000),
@@ -92,7 +94,7 @@ await runService({
     await requests.start();
     stack.add('requests', (deadline) => requests.stop(deadline));
 
-    const api = createSchedulerApi({ nc, topology, pool, namespace, logger, metrics });
+    const api = createSchedulerApi({ nc, topology, pool, namespace, events, logger, metrics });
     api.start();
     stack.add('api', () => api.stop());
 

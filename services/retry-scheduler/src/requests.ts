@@ -9,6 +9,7 @@ import {
   parseRfc3339,
   readAttempt,
   STOP_REPEAT_REASON,
+  type EventPublisher,
   type MsgHdrs,
   type Topology,
 } from '@redrive/messaging';
@@ -17,7 +18,15 @@ import type { Pool } from '@redrive/store';
 import type { PoolClient } from 'pg';
 import { v7 as uuidv7 } from 'uuid';
 import type { SchedulerMetrics } from './metrics.js';
-import { cancelSchedules, insertSchedules, NOTIFY_CHANNEL, type NewSchedule } from './schedules.js';
+import { publishCancelled } from './cancelled.js';
+import {
+  cancelledAmong,
+  cancelSchedules,
+  insertSchedules,
+  NOTIFY_CHANNEL,
+  type CancelledSchedule,
+  type NewSchedule,
+} from './schedules.js';
 
 /** What one request on `schedule.<kind>` asks for. */
 export type ParsedRequest =
@@ -112,6 +121,8 @@ export interface RequestConsumerDeps {
   js: JetStreamClient;
   topology: Topology;
   pool: Pool;
+  /** Where a cancelled schedule's `job.cancelled` event goes. */
+  events: EventPublisher;
   namespace: string;
   consumerName: string;
   /** Messages held from the consumer at once, and stored per transaction at most. */
@@ -147,6 +158,8 @@ export function createRequestConsumer(deps: RequestConsumerDeps) {
     const cancels: { id: string; reason: string }[] = [];
     const invalid: { m: JsMsg; problem: string }[] = [];
     const settled: JsMsg[] = [];
+    const cancelMsgs: JsMsg[] = [];
+    let endedJobs: CancelledSchedule[] = [];
     const at = now();
     for (const m of batch) {
       const parsed = parseRequest(m, { topology, now: at });
@@ -154,7 +167,10 @@ export function createRequestConsumer(deps: RequestConsumerDeps) {
       else {
         settled.push(m);
         if (parsed.op === 'create') creates.push(parsed.schedule);
-        else cancels.push({ id: parsed.id, reason: parsed.reason });
+        else {
+          cancels.push({ id: parsed.id, reason: parsed.reason });
+          cancelMsgs.push(m);
+        }
       }
     }
     if (creates.length + cancels.length > 0) {
@@ -165,6 +181,11 @@ export function createRequestConsumer(deps: RequestConsumerDeps) {
         await client.query('BEGIN');
         const created = await insertSchedules(client, deps.namespace, creates);
         const cancelled = await cancelSchedules(client, deps.namespace, cancels);
+        endedJobs = await cancelledAmong(
+          client,
+          deps.namespace,
+          cancels.map((c) => c.id),
+        );
         const earliest = created.reduce<Date | undefined>(
           (min, c) => (!min || c.dueAt < min ? c.dueAt : min),
           undefined,
@@ -199,6 +220,21 @@ export function createRequestConsumer(deps: RequestConsumerDeps) {
         settled.length = 0;
       } finally {
         client?.release(broken ? true : undefined);
+      }
+    }
+    if (endedJobs.length > 0) {
+      try {
+        // Before the cancel requests are acked: one whose event was not stored comes back, and
+        // its schedule (already cancelled) sends the event again.
+        await publishCancelled(deps.events, topology, endedJobs);
+      } catch (err) {
+        logger.error(
+          { err, schedules: endedJobs.length },
+          'job.cancelled events not stored; the requests will come back',
+        );
+        for (const m of cancelMsgs) m.nak(RETRY_DELAY_MS);
+        const back = new Set(cancelMsgs);
+        settled.splice(0, settled.length, ...settled.filter((m) => !back.has(m)));
       }
     }
     for (const m of settled) m.ack();

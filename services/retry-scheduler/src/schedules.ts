@@ -283,6 +283,46 @@ export async function cancelSchedules(
   return rows.map((r) => r.id);
 }
 
+/** What the audit trail needs of a cancelled schedule: the job it would have run. */
+export interface CancelledSchedule {
+  id: string;
+  jobId: string;
+  subject: string;
+  reason: string;
+  headers: [string, string][];
+}
+
+/**
+ * The listed schedules that are cancelled, whether just now or earlier: a cancel request
+ * delivered again after its commit sends their lifecycle events again (the audit trail keeps
+ * each once, by its id).
+ */
+export async function cancelledAmong(
+  db: pg.ClientBase | Pool,
+  namespace: string,
+  ids: readonly string[],
+): Promise<CancelledSchedule[]> {
+  if (ids.length === 0) return [];
+  const { rows } = await db.query<{
+    id: string;
+    job_id: string;
+    subject: string;
+    cancel_reason: string | null;
+    headers: [string, string][];
+  }>(
+    `SELECT id, job_id, subject, cancel_reason, headers FROM schedules
+      WHERE namespace = $1 AND id = ANY($2::text[]) AND status = 'cancelled'`,
+    [namespace, [...ids]],
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    jobId: r.job_id,
+    subject: r.subject,
+    reason: r.cancel_reason ?? 'cancelled',
+    headers: r.headers,
+  }));
+}
+
 export async function getSchedule(
   db: pg.ClientBase | Pool,
   namespace: string,

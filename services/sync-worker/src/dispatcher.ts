@@ -94,6 +94,9 @@ const HAND_BACK_DELAY_MS = 1_000;
 /** The success event of an idempotency-keyed job: one id, whichever run sends it. */
 const succeededEventId = (jobId: string) => `succeeded:${jobId}`;
 
+/** The job's life on its lifecycle events, so the audit trail orders a redriven job's lives. */
+const lifeField = (meta: JobHeaders) => (meta.life ? { life: meta.life } : {});
+
 /** A suspect job (an earlier run died with its worker) waits up to this long before running. */
 const SUSPECT_STAGGER_MS = 2_000;
 
@@ -288,19 +291,20 @@ export function createDispatcher(deps: DispatcherDeps) {
    */
   function resendSuccess(
     d: Delivery,
-    jobId: string,
+    meta: JobHeaders,
     recorded: { attempt: number; at: string },
     traceId: string,
     log: Logger,
   ): Promise<boolean> {
     const event = {
       kind: 'attempt.succeeded',
-      id: succeededEventId(jobId),
-      jobId,
+      id: succeededEventId(meta.jobId),
+      jobId: meta.jobId,
       type: d.type,
       attempt: recorded.attempt,
       traceId,
       at: new Date(recorded.at),
+      ...lifeField(meta),
     } as const;
     return storeTerminalEvent(d, event, log);
   }
@@ -316,7 +320,7 @@ export function createDispatcher(deps: DispatcherDeps) {
   ): Promise<void> {
     settle(d, 'ack');
     metrics.processed.inc({ type: d.type, outcome: 'skipped' });
-    await emit({ kind: 'job.skipped', jobId: meta.jobId, type: d.type, attempt, traceId, reason });
+    await emit({ kind: 'job.skipped', jobId: meta.jobId, type: d.type, attempt, traceId, reason, ...lifeField(meta) });
   }
 
   async function execute(d: Delivery): Promise<void> {
@@ -387,7 +391,7 @@ export function createDispatcher(deps: DispatcherDeps) {
         // job's success event has a fixed id, so it is sent again in case the run that
         // recorded it could not store it; the audit trail keeps it once.
         if (record) {
-          if (!(await resendSuccess(d, meta.jobId, record, traceId, log))) return;
+          if (!(await resendSuccess(d, meta, record, traceId, log))) return;
         }
         await skip(d, meta, attempt, traceId, 'already_completed', emit);
         log.info('job already completed, acked without running');
@@ -398,7 +402,15 @@ export function createDispatcher(deps: DispatcherDeps) {
       const crashed = (run?.unfinished ?? 0) - 1;
       if (crashed >= deps.maxCrashes) {
         const error = `the job's worker died during ${crashed} of its runs; it is not run again`;
-        const base = { jobId: meta.jobId, type: d.type, attempt, traceId, errorClass: 'crash', error };
+        const base = {
+          jobId: meta.jobId,
+          type: d.type,
+          attempt,
+          traceId,
+          errorClass: 'crash',
+          error,
+          ...lifeField(meta),
+        };
         metrics.processed.inc({ type: d.type, outcome: 'dead_lettered' });
         const decision = { kind: 'deadLetter', reason: 'retries_exhausted', errorClass: 'crash' } as const;
         await act(d, decision, meta, attempt, base, log, emit, new Error(error));
@@ -431,7 +443,16 @@ export function createDispatcher(deps: DispatcherDeps) {
       // run that is still going after STARTED_EVENT_AFTER_MS, where an operator wants to see it.
       startedAt = new Date();
       const startedTimer = setTimeout(
-        () => void emit({ kind: 'attempt.started', jobId: meta.jobId, type: d.type, attempt, traceId, at: startedAt }),
+        () =>
+          void emit({
+            kind: 'attempt.started',
+            jobId: meta.jobId,
+            type: d.type,
+            attempt,
+            traceId,
+            at: startedAt,
+            ...lifeField(meta),
+          }),
         STARTED_EVENT_AFTER_MS,
       );
       log.debug({ seq: m.seq, deliveries: m.info.deliveryCount }, 'job started');
@@ -449,7 +470,7 @@ export function createDispatcher(deps: DispatcherDeps) {
           // first: its success is the job's one success, this run is recorded as a duplicate.
           // That run's success event is sent again (same id), in case it died before sending it.
           const first = rec.existing ?? { attempt, at: new Date().toISOString() };
-          if (!(await resendSuccess(d, meta.jobId, first, traceId, log))) return;
+          if (!(await resendSuccess(d, meta, first, traceId, log))) return;
           await skip(d, meta, attempt, traceId, 'completed_by_another_run', emit);
           log.warn('job ran again after another run had completed it; only the first success counts');
           return;
@@ -465,6 +486,7 @@ export function createDispatcher(deps: DispatcherDeps) {
           attempt,
           traceId,
           durationMs,
+          ...lifeField(meta),
           data: { startedAt: startedAt.toISOString() },
         },
         log,
@@ -506,6 +528,7 @@ export function createDispatcher(deps: DispatcherDeps) {
         traceId,
         errorClass: decision.errorClass,
         error: classification.message,
+        ...lifeField(meta),
       };
       await emit({
         kind: 'attempt.failed',
