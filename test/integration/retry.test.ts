@@ -44,6 +44,12 @@ let nc: NatsConnection;
 let jsm: JetStreamManager;
 let worker: ServiceProcess;
 let counter = 0;
+// The http targets' ports are chosen before the worker starts: its `http` type sends to these
+// origins only (scheme, host and port), as internal origins, each signed with the test secret.
+const targetPorts: number[] = [];
+let targetsStarted = 0;
+const HTTP_SECRET = 'whsec_dGVzdC1zZWNyZXQtZm9yLXJlZHJpdmU=';
+const targetOrigins = () => targetPorts.map((p) => `http://127.0.0.1:${p}`);
 
 const runs = (id: string): Run[] => readRecords<Run>(recordFile, id);
 
@@ -54,9 +60,8 @@ const workerEnv = (extra: Record<string, string> = {}) => ({
   WORKER_HANDLERS: './test/fixtures/retry-handlers.mjs',
   RETRY_CLASSES: JSON.stringify({ network: { baseMs: 100, jitter: 0 }, server: { baseMs: 100, jitter: 0 } }),
   RETRY_HANDOFF_THRESHOLD: '10s',
-  HTTP_HANDLER: 'on',
-  HTTP_SIGNING_SECRET: 'whsec_dGVzdC1zZWNyZXQtZm9yLXJlZHJpdmU=',
-  HTTP_ALLOW_HOSTS: '127.0.0.1',
+  HTTP_TYPES: JSON.stringify({ http: { internalOrigins: targetOrigins() } }),
+  HTTP_SIGNING_SECRETS: JSON.stringify(Object.fromEntries(targetOrigins().map((o) => [o, HTTP_SECRET]))),
   ...extra,
 });
 
@@ -105,8 +110,11 @@ async function events(
   return out;
 }
 
-/** An HTTP target that answers with the scripted statuses in turn (the last one repeats). */
-async function startTarget(script: { status: number; headers?: Record<string, string> }[]) {
+/**
+ * An HTTP target that answers with the scripted statuses in turn (the last one repeats), on the
+ * next of the ports the worker's `http` type names, or on another port when `configured` is false.
+ */
+async function startTarget(script: { status: number; headers?: Record<string, string> }[], configured = true) {
   const hits: { at: number; body: string; webhookId: string | undefined }[] = [];
   const server = createServer((req, res) => {
     let body = '';
@@ -117,7 +125,7 @@ async function startTarget(script: { status: number; headers?: Record<string, st
       res.writeHead(answer.status, answer.headers ?? {}).end();
     });
   });
-  const port = await freePort();
+  const port = configured ? targetPorts[targetsStarted++]! : await freePort();
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return { url: `http://127.0.0.1:${port}/hook`, hits, close: () => server.close() };
 }
@@ -125,6 +133,7 @@ async function startTarget(script: { status: number; headers?: Record<string, st
 beforeAll(async () => {
   nc = await connectTestClient();
   jsm = await jetstreamManager(nc);
+  targetPorts.push(await freePort(), await freePort());
   worker = await startWorker();
 }, 60_000);
 
@@ -205,6 +214,20 @@ describe('retries by error class', () => {
       });
       expect(dl.headers).toMatchObject({ reason: 'non_retryable', errorClass: 'client', attempts: 1 });
       expect(target.hits).toHaveLength(1);
+    } finally {
+      target.close();
+    }
+  });
+
+  it('dead-letters an http job naming a URL its type does not send to as validation, never sending it', async () => {
+    const target = await startTarget([{ status: 200 }], false);
+    try {
+      const { jobId } = await submit('http', { url: target.url, body: { forged: true } });
+      const dl = await waitFor(async () => (await deadLetters()).find((d) => d.jobId === jobId), {
+        what: 'the dead letter',
+      });
+      expect(dl.headers).toMatchObject({ reason: 'non_retryable', errorClass: 'validation', attempts: 1 });
+      expect(target.hits).toHaveLength(0);
     } finally {
       target.close();
     }

@@ -37,13 +37,13 @@ await runService({
     const builtins = config.httpHandler ? createHttpHandlers(config.httpHandler) : [];
     if (!config.httpHandler)
       logger.info(
-        'built-in http handler off: set HTTP_TARGET_URL or HTTP_TARGETS, or HTTP_HANDLER=on for envelope-only jobs',
+        'built-in http handler off: configure its job types in HTTP_TYPES (or HTTP_TARGET_URL / HTTP_TARGETS for fixed targets)',
       );
     const handlers = await loadHandlers(builtins, config.handlerModules);
     const types = selectTypes(handlers, config.types);
     if (types.length === 0) {
       throw new Error(
-        'no job types to serve: set WORKER_HANDLERS to handler modules, or HTTP_TARGET_URL / HTTP_TARGETS / HTTP_HANDLER=on for the http handler',
+        'no job types to serve: set WORKER_HANDLERS to handler modules, or HTTP_TYPES (or HTTP_TARGET_URL / HTTP_TARGETS) for the http handler',
       );
     }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { EgressPolicy, forbiddenRange, normalizeAllowedHost } from '../src/handlers/egress-policy.js';
+import { EgressPolicy, forbiddenRange } from '../src/handlers/egress-policy.js';
+import { normalizeAllowedHost } from '../src/handlers/http-config.js';
 
 describe('forbiddenRange', () => {
   const cases: [string, string | undefined][] = [
@@ -106,26 +107,17 @@ describe('HTTP_ALLOW_HOSTS entries', () => {
       expect(normalizeAllowedHost(entry)).toBe(normalized);
     });
   }
+});
 
-  it('matches a URL by host, or by host and its effective port', () => {
-    const policy = new EgressPolicy(['svc.local', '127.0.0.1:8080', '[::1]:443', '10.1.2.3:80']);
-    expect(policy.allows(new URL('http://svc.local:1234/'))).toBe(true);
-    expect(policy.allows(new URL('https://SVC.local./'))).toBe(true);
-    expect(policy.allows(new URL('http://127.0.0.1:8080/x'))).toBe(true);
-    expect(policy.allows(new URL('http://127.0.0.1:8081/x'))).toBe(false);
-    expect(policy.allows(new URL('https://[::1]/'))).toBe(true);
-    expect(policy.allows(new URL('http://[::1]/'))).toBe(false);
-    expect(policy.allows(new URL('http://10.1.2.3/'))).toBe(true);
-    expect(policy.allows(new URL('http://other.svc.local/'))).toBe(false);
-  });
-
-  it('resolves an allowlisted host without checking its addresses, and checks every other one', async () => {
-    const policy = new EgressPolicy(['localhost']);
-    const addresses = await policy.resolve(new URL('http://localhost:1/'));
+describe('EgressPolicy', () => {
+  it('resolves an internal origin without checking its addresses, and checks every other one', async () => {
+    const policy = new EgressPolicy();
+    const url = new URL('http://localhost:1/');
+    const addresses = await policy.resolve(url, { mayBeInternal: true });
     expect(addresses.length).toBeGreaterThan(0);
     expect(addresses.every((a) => forbiddenRange(a.address) === 'loopback')).toBe(true);
-    await expect(new EgressPolicy([]).resolve(new URL('http://localhost:1/'))).rejects.toThrow(/loopback/);
-    await expect(new EgressPolicy([]).resolve(new URL('http://93.184.215.14/'))).resolves.toEqual([
+    await expect(policy.resolve(url, { mayBeInternal: false })).rejects.toThrow(/loopback/);
+    await expect(policy.resolve(new URL('http://93.184.215.14/'), { mayBeInternal: false })).resolves.toEqual([
       { address: '93.184.215.14', family: 4 },
     ]);
   });

@@ -15,15 +15,20 @@ import { HttpStatusError, NonRetryableError, ValidationError, type Job, type Job
 import { classify } from '@redrive/retry-policy';
 import { context, startTelemetry, trace, type Telemetry } from '@redrive/telemetry';
 import {
+  ANY_PUBLIC_ORIGIN,
   BlockedAddressError,
   createHttpHandler,
   createHttpHandlers,
+  DisallowedUrlError,
+  HttpRoute,
+  signingKeyFor,
   verifyWebhookSignature,
   type HttpHandlerSettings,
+  type HttpTypeSettings,
 } from '../src/handlers/http.js';
 
 // Every test talks to real HTTP servers on 127.0.0.1, which the handler reaches only because
-// the settings allowlist it; nothing about HTTP is mocked.
+// the settings list their origins as internal origins of the job type; nothing about HTTP is mocked.
 
 const SECRET_KEY = Buffer.from('redrive-test-signing-key-0123456789');
 const SECRET = `whsec_${SECRET_KEY.toString('base64')}`;
@@ -84,8 +89,45 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));
 });
 
-function settings(overrides: Partial<HttpHandlerSettings> = {}): HttpHandlerSettings {
-  return { timeoutMs: 5_000, allowHosts: ['127.0.0.1'], targets: {}, signingSecrets: {}, ...overrides };
+interface TestOptions {
+  timeoutMs?: number;
+  /** The secret of the fixed target's origin. */
+  secret?: string;
+  signingSecrets?: Record<string, string>;
+  /** More job types. */
+  types?: Record<string, HttpTypeSettings>;
+}
+
+function settingsOf(http: HttpTypeSettings, opts: TestOptions = {}): HttpHandlerSettings {
+  return {
+    timeoutMs: opts.timeoutMs ?? 5_000,
+    types: { http, ...opts.types },
+    signingSecrets: opts.signingSecrets ?? {},
+  };
+}
+
+/** Settings whose `http` type has the fixed target `url`, a loopback test server and so listed as internal. */
+function fixed(url: string, opts: TestOptions = {}): HttpHandlerSettings {
+  const origin = new URL(url).origin;
+  return settingsOf(
+    { target: url, internalOrigins: [origin] },
+    { ...opts, signingSecrets: { ...opts.signingSecrets, ...(opts.secret ? { [origin]: opts.secret } : {}) } },
+  );
+}
+
+/** Settings whose `http` type takes envelopes to these loopback origins (listed as internal). */
+function envelopes(
+  origins: readonly string[],
+  opts: TestOptions & { secretHeaders?: string[]; anyPublic?: boolean } = {},
+): HttpHandlerSettings {
+  return settingsOf(
+    {
+      internalOrigins: [...origins],
+      ...(opts.anyPublic ? { origins: [ANY_PUBLIC_ORIGIN] } : {}),
+      ...(opts.secretHeaders ? { secretHeaders: opts.secretHeaders } : {}),
+    },
+    opts,
+  );
 }
 
 function jobOf(payload: unknown, overrides: Partial<Job> & { rawText?: string } = {}): Job {
@@ -159,7 +201,7 @@ async function closedPort(): Promise<number> {
 describe('http handler: what it sends', () => {
   it('POSTs the raw payload byte for byte to the default target, signed so the receiver can verify it', async () => {
     const srv = await startServer();
-    const handler = createHttpHandler(settings({ targetUrl: `${srv.origin}/hooks?x=1`, signingSecret: SECRET }));
+    const handler = createHttpHandler(fixed(`${srv.origin}/hooks?x=1`, { secret: SECRET }));
     // Whitespace and non-ASCII text must survive untouched: the signature covers the exact bytes.
     const rawText = '{ "event": "order.paid",\n  "name": "Zoë ✓", "amount": 12.50 }';
     const job = jobOf(JSON.parse(rawText), { rawText, attempt: 3 });
@@ -189,7 +231,7 @@ describe('http handler: what it sends', () => {
 
   it('keeps webhook-id stable across attempts so receivers can drop duplicates', async () => {
     const srv = await startServer();
-    const handler = createHttpHandler(settings({ targetUrl: srv.origin, signingSecret: SECRET }));
+    const handler = createHttpHandler(fixed(srv.origin, { secret: SECRET }));
     const job = jobOf({ n: 1 });
     await handler.handle(job, ctxOf());
     await handler.handle({ ...job, attempt: 2 }, ctxOf());
@@ -197,10 +239,9 @@ describe('http handler: what it sends', () => {
     expect(srv.received.map((r) => r.headers['redrive-attempt'])).toEqual(['1', '2']);
   });
 
-  it('sends an envelope body JSON-encoded to the envelope url with its headers, not to the default target', async () => {
-    const fallback = await startServer();
+  it("sends an envelope body JSON-encoded to the envelope url with its headers, signed with that origin's secret", async () => {
     const srv = await startServer();
-    const handler = createHttpHandler(settings({ targetUrl: fallback.origin, signingSecret: SECRET }));
+    const handler = createHttpHandler(envelopes([srv.origin], { signingSecrets: { [srv.origin]: SECRET } }));
     const body = { event: 'user.created', user: { id: 7, tags: ['a', 'b'] }, note: null };
     const job = jobOf({
       url: `${srv.origin}/in/events#ignored`,
@@ -210,7 +251,6 @@ describe('http handler: what it sends', () => {
 
     await handler.handle(job, ctxOf());
 
-    expect(fallback.received).toHaveLength(0);
     const got = srv.received[0]!;
     expect(got.path).toBe('/in/events');
     expect(got.body.toString()).toBe(JSON.stringify(body));
@@ -222,36 +262,34 @@ describe('http handler: what it sends', () => {
     expect(got.headers['webhook-signature']).toBe(expectedSignature(SECRET_KEY, got.headers, got.body));
   });
 
-  it('signs with the secret of the target origin over the default, and sends unsigned without any', async () => {
-    const perOrigin = await startServer();
-    const byDefault = await startServer();
-    const originKey = Buffer.from('another key for one origin');
+  it('signs each send with the secret of its exact origin, and sends unsigned to an origin without one', async () => {
+    const a = await startServer();
+    const b = await startServer();
+    const unsigned = await startServer();
+    const bKey = Buffer.from('another key for one origin');
     const handler = createHttpHandler(
-      settings({
-        signingSecret: SECRET,
-        signingSecrets: { [perOrigin.origin]: `whsec_${originKey.toString('base64')}` },
+      envelopes([a.origin, b.origin, unsigned.origin], {
+        signingSecrets: { [a.origin]: SECRET, [b.origin]: `whsec_${bKey.toString('base64')}` },
       }),
     );
-    await handler.handle(jobOf({ url: `${perOrigin.origin}/a`, body: 1 }), ctxOf());
-    await handler.handle(jobOf({ url: `${byDefault.origin}/b`, body: 2 }), ctxOf());
-    const a = perOrigin.received[0]!;
-    const b = byDefault.received[0]!;
-    expect(a.headers['webhook-signature']).toBe(expectedSignature(originKey, a.headers, a.body));
-    expect(b.headers['webhook-signature']).toBe(expectedSignature(SECRET_KEY, b.headers, b.body));
-
-    const unsigned = await startServer();
-    await createHttpHandler(settings({ targetUrl: unsigned.origin })).handle(jobOf({ n: 1 }), ctxOf());
-    const u = unsigned.received[0]!;
-    expect(u.headers['webhook-signature']).toBeUndefined();
-    expect(u.headers['webhook-timestamp']).toBeUndefined();
-    expect(u.headers['redrive-job-id']).toBeDefined();
+    await handler.handle(jobOf({ url: `${a.origin}/a`, body: 1 }), ctxOf());
+    await handler.handle(jobOf({ url: `${b.origin}/b`, body: 2 }), ctxOf());
+    await handler.handle(jobOf({ url: `${unsigned.origin}/c`, body: 3 }), ctxOf());
+    const [ra, rb, ru] = [a.received[0]!, b.received[0]!, unsigned.received[0]!];
+    expect(ra.headers['webhook-signature']).toBe(expectedSignature(SECRET_KEY, ra.headers, ra.body));
+    expect(rb.headers['webhook-signature']).toBe(expectedSignature(bKey, rb.headers, rb.body));
+    expect(ru.headers['webhook-signature']).toBeUndefined();
+    expect(ru.headers['webhook-timestamp']).toBeUndefined();
+    expect(ru.headers['redrive-job-id']).toBeDefined();
   });
 
-  it('serves extra job types from HTTP_TARGETS, each with its own default target', async () => {
+  it('serves each configured type with its own target', async () => {
     const main = await startServer();
     const billing = await startServer();
     const handlers = createHttpHandlers(
-      settings({ targetUrl: main.origin, targets: { 'billing-hook': `${billing.origin}/billing` } }),
+      fixed(main.origin, {
+        types: { 'billing-hook': { target: `${billing.origin}/billing`, internalOrigins: [billing.origin] } },
+      }),
     );
     expect(handlers.map((h) => h.type)).toEqual(['http', 'billing-hook']);
     const [http, bill] = handlers as [(typeof handlers)[0], (typeof handlers)[0]];
@@ -261,15 +299,15 @@ describe('http handler: what it sends', () => {
     expect(main.received.map((r) => r.body.toString())).toEqual(['{"n":2}']);
   });
 
-  it('rejects a payload that names no url when the type has no default target, as a validation error', async () => {
-    const handler = createHttpHandler(settings());
+  it('rejects a payload that is not an envelope when the type has no fixed target, as a validation error', async () => {
+    const handler = createHttpHandler(envelopes(['http://127.0.0.1:1']));
     const err = await failureOf(handler.handle(jobOf({ event: 'x' }), ctxOf()));
     expect(err).toBeInstanceOf(ValidationError);
-    expect(err.message).toMatch(/no default target .*envelope/);
+    expect(err.message).toMatch(/no fixed target.*not an envelope/);
   });
 
   it('rejects envelopes with a bad url or headers it may not set', async () => {
-    const handler = createHttpHandler(settings());
+    const handler = createHttpHandler(envelopes(['http://127.0.0.1']));
     const cases: [unknown, string][] = [
       [{ url: 'ftp://example.com/x', body: {} }, 'url'],
       [{ url: 42, body: {} }, 'url'],
@@ -295,8 +333,85 @@ describe('http handler: what it sends', () => {
   it('treats an object with keys besides url, body and headers as a raw payload for the default target', async () => {
     const srv = await startServer();
     const payload = { url: 'https://example.com/avatar.png', body: 'hello', kind: 'profile' };
-    await createHttpHandler(settings({ targetUrl: srv.origin })).handle(jobOf(payload), ctxOf());
+    await createHttpHandler(fixed(srv.origin)).handle(jobOf(payload), ctxOf());
     expect(JSON.parse(srv.received[0]!.body.toString())).toEqual(payload);
+  });
+});
+
+describe('http handler: where each type may send, and with which secret', () => {
+  it('refuses an envelope naming a URL for a type with a fixed target: validation, never sent, never signed', async () => {
+    const target = await startServer();
+    const elsewhere = await startServer();
+    const handlers = createHttpHandlers(
+      fixed(`${target.origin}/hook`, {
+        secret: SECRET,
+        // Another type names `elsewhere`, with a secret of its own: still not this type's to use.
+        types: { other: { internalOrigins: [elsewhere.origin] } },
+        signingSecrets: { [elsewhere.origin]: SECRET },
+      }),
+    );
+    const http = handlers[0]!;
+    for (const url of [`${elsewhere.origin}/forged`, `${target.origin}/hook`, 'https://example.com/']) {
+      const err = await failureOf(http.handle(jobOf({ url, body: { forged: true } }), ctxOf()));
+      expect(err, url).toBeInstanceOf(DisallowedUrlError);
+      expect(err.message).toMatch(/sends to its fixed target only/);
+      expect(classify(err)).toMatchObject({ errorClass: 'validation', retryable: false });
+    }
+    expect(target.connections + elsewhere.connections).toBe(0);
+  });
+
+  it('refuses a URL on an origin its type does not name, even one whose secret another type uses', async () => {
+    const mine = await startServer();
+    const billing = await startServer();
+    const handlers = createHttpHandlers(
+      envelopes([mine.origin], {
+        signingSecrets: { [billing.origin]: SECRET },
+        types: { billing: { target: billing.origin, internalOrigins: [billing.origin] } },
+      }),
+    );
+    const http = handlers[0]!;
+    let err = new Error('not run') as Error & Record<string, unknown>;
+    const sockets = await socketsOpenedDuring(async () => {
+      err = await failureOf(http.handle(jobOf({ url: `${billing.origin}/in`, body: { paid: true } }), ctxOf()));
+    });
+    expect(err).toBeInstanceOf(DisallowedUrlError);
+    expect(err.message).toBe(`job type "http" does not send to ${billing.origin} (it sends to ${mine.origin})`);
+    expect(classify(err)).toMatchObject({ errorClass: 'validation', retryable: false });
+    expect(sockets).toBe(0);
+    expect(billing.connections).toBe(0);
+  });
+
+  it('signs only for origins the type names; a URL reached through `*` is never signed', () => {
+    const keys = new Map([
+      ['https://named.example.com', Buffer.from('named')],
+      ['https://billing.example.com', Buffer.from('billing')],
+    ]);
+    const open = new HttpRoute('hooks', { origins: [ANY_PUBLIC_ORIGIN, 'https://named.example.com'] });
+    expect(signingKeyFor(open, new URL('https://named.example.com/x'), keys)?.toString()).toBe('named');
+    expect(signingKeyFor(open, new URL('https://NAMED.example.com:443/y?z'), keys)?.toString()).toBe('named');
+    // Reachable through `*`, and has a secret, but not one this type names.
+    expect(open.reach(new URL('https://billing.example.com/in'))).toBe('public');
+    expect(signingKeyFor(open, new URL('https://billing.example.com/in'), keys)).toBeUndefined();
+    // Same host, other scheme or port: another origin.
+    expect(signingKeyFor(open, new URL('http://named.example.com/x'), keys)).toBeUndefined();
+    expect(signingKeyFor(open, new URL('https://named.example.com:8443/x'), keys)).toBeUndefined();
+    const billing = new HttpRoute('billing', { target: 'https://billing.example.com/in' });
+    expect(signingKeyFor(billing, new URL('https://billing.example.com/other'), keys)?.toString()).toBe('billing');
+    expect(signingKeyFor(billing, new URL('https://named.example.com/x'), keys)).toBeUndefined();
+  });
+
+  it('refuses settings that would let a type send where it was not configured to', () => {
+    const cases: [HttpTypeSettings, RegExp][] = [
+      [{ target: 'https://a.example.com/', origins: ['https://b.example.com'] }, /one or the other/],
+      [{}, /neither a fixed "target" nor "origins"/],
+      [{ origins: ['https://a.example.com/path'] }, /not an origin/],
+      [{ internalOrigins: ['*'] }, /one by one/],
+      [{ target: 'https://a.example.com/x', internalOrigins: ['https://b.example.com'] }, /not the origin of/],
+      [{ origins: ['*'], secretHeaders: ['bad header'] }, /not a header name/],
+    ];
+    for (const [rule, problem] of cases) {
+      expect(() => createHttpHandlers(settingsOf(rule)), JSON.stringify(rule)).toThrow(problem);
+    }
   });
 });
 
@@ -310,14 +425,14 @@ describe('http handler: trace context', () => {
     const srv = await startServer();
     const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
     const job = jobOf({ a: 1 }, { headers: { traceparent, 'Nats-Msg-Id': 'x' } });
-    await createHttpHandler(settings({ targetUrl: srv.origin })).handle(job, ctxOf());
+    await createHttpHandler(fixed(srv.origin)).handle(job, ctxOf());
     expect(srv.received[0]!.headers.traceparent).toBe(traceparent);
   });
 
   it('sends the traceparent of the active OpenTelemetry span', async () => {
     telemetry = await startTelemetry({ serviceName: 'http-handler-test', env: {} });
     const srv = await startServer();
-    const handler = createHttpHandler(settings({ targetUrl: srv.origin }));
+    const handler = createHttpHandler(fixed(srv.origin));
     const spanContext = {
       traceId: '0af7651916cd43dd8448eb211c80319c',
       spanId: 'b7ad6b7169203331',
@@ -337,14 +452,14 @@ describe('http handler: answers and failures', () => {
   it('succeeds on any 2xx', async () => {
     for (const status of [200, 201, 202, 204, 299]) {
       const srv = await startServer((_q, res) => res.writeHead(status).end(status === 204 ? undefined : 'ok'));
-      const result = await createHttpHandler(settings({ targetUrl: srv.origin })).handle(jobOf({}), ctxOf());
+      const result = await createHttpHandler(fixed(srv.origin)).handle(jobOf({}), ctxOf());
       expect(result).toMatchObject({ status });
     }
   });
 
   it('fails a 500 with HttpStatusError 500, naming the origin only and quoting the body', async () => {
     const srv = await startServer((_q, res) => res.writeHead(500).end('database\nis down'));
-    const handler = createHttpHandler(settings({ targetUrl: `${srv.origin}/hook?token=secret` }));
+    const handler = createHttpHandler(fixed(`${srv.origin}/hook?token=secret`));
     const err = await failureOf(handler.handle(jobOf({}), ctxOf()));
     expect(err).toBeInstanceOf(HttpStatusError);
     expect(err).toMatchObject({ status: 500, url: srv.origin, retryAfter: undefined });
@@ -354,14 +469,14 @@ describe('http handler: answers and failures', () => {
 
   it('fails a 429 with the Retry-After it sent', async () => {
     const srv = await startServer((_q, res) => res.writeHead(429, { 'retry-after': '2' }).end());
-    const err = await failureOf(createHttpHandler(settings({ targetUrl: srv.origin })).handle(jobOf({}), ctxOf()));
+    const err = await failureOf(createHttpHandler(fixed(srv.origin)).handle(jobOf({}), ctxOf()));
     expect(err).toBeInstanceOf(HttpStatusError);
     expect(err).toMatchObject({ status: 429, retryAfter: '2' });
   });
 
   it('fails a 400 with its status, for the retry policy to give up on', async () => {
     const srv = await startServer((_q, res) => res.writeHead(400).end('{"error":"bad"}'));
-    const err = await failureOf(createHttpHandler(settings({ targetUrl: srv.origin })).handle(jobOf({}), ctxOf()));
+    const err = await failureOf(createHttpHandler(fixed(srv.origin)).handle(jobOf({}), ctxOf()));
     expect(err).toBeInstanceOf(HttpStatusError);
     expect(err).toMatchObject({ status: 400 });
   });
@@ -384,7 +499,7 @@ describe('http handler: answers and failures', () => {
         };
         pump();
       });
-      const handler = createHttpHandler(settings({ targetUrl: srv.origin }));
+      const handler = createHttpHandler(fixed(srv.origin));
       const outcome = await Promise.resolve(handler.handle(jobOf({}), ctxOf())).then(
         (r) => r,
         (e: unknown) => e,
@@ -402,7 +517,7 @@ describe('http handler: answers and failures', () => {
 
   it('gives up after HTTP_TIMEOUT with a timeout error when the target never answers', async () => {
     const srv = await startServer(() => undefined);
-    const handler = createHttpHandler(settings({ targetUrl: srv.origin, timeoutMs: 300 }));
+    const handler = createHttpHandler(fixed(srv.origin, { timeoutMs: 300 }));
     const started = performance.now();
     const err = await failureOf(handler.handle(jobOf({}), ctxOf()));
     const elapsed = performance.now() - started;
@@ -416,7 +531,7 @@ describe('http handler: answers and failures', () => {
 
   it('stops at once when the job is aborted, with the abort reason', async () => {
     const srv = await startServer(() => undefined);
-    const handler = createHttpHandler(settings({ targetUrl: srv.origin, timeoutMs: 10_000 }));
+    const handler = createHttpHandler(fixed(srv.origin, { timeoutMs: 10_000 }));
     const abort = new AbortController();
     const reason = new Error('worker is shutting down');
     const pending = failureOf(handler.handle(jobOf({}), ctxOf(abort.signal)));
@@ -429,7 +544,7 @@ describe('http handler: answers and failures', () => {
 
   it('fails a connection to a closed port with code ECONNREFUSED and the original error as cause', async () => {
     const port = await closedPort();
-    const handler = createHttpHandler(settings({ targetUrl: `http://127.0.0.1:${port}/x` }));
+    const handler = createHttpHandler(fixed(`http://127.0.0.1:${port}/x`));
     const err = await failureOf(handler.handle(jobOf({}), ctxOf()));
     expect(err.code).toBe('ECONNREFUSED');
     expect((err.cause as NodeJS.ErrnoException).code).toBe('ECONNREFUSED');
@@ -473,7 +588,7 @@ zj0EAwIDRwAwRAIgevzASATPvL02ehhNDaLvixPqOogVB0pLgvFZ6G6++doCIEif
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
       const { port } = server.address() as AddressInfo;
-      const handler = createHttpHandler(settings({ allowHosts: ['localhost'] }));
+      const handler = createHttpHandler(envelopes([`https://localhost:${port}`]));
       const err = await failureOf(handler.handle(jobOf({ url: `https://localhost:${port}/`, body: {} }), ctxOf()));
       // Not in the system's trust store: verification is on, and the failure keeps its TLS code.
       expect(err.code).toMatch(/SELF_SIGNED/);
@@ -505,7 +620,9 @@ describe('http handler: webhook URLs in errors and logs', () => {
       else if (kind?.startsWith('bad-location')) res.writeHead(307, { location: `http://[${SECRET_PATH}` }).end();
       else res.writeHead(500).end('nope');
     });
-    const handler = createHttpHandler(settings({ timeoutMs: 300 }));
+    const handler = createHttpHandler(
+      envelopes([srv.origin, slow.origin, `http://127.0.0.1:${port}`], { timeoutMs: 300, anyPublic: true }),
+    );
     const told: unknown[] = [];
     for (const url of [
       `${srv.origin}${SECRET_PATH}/ok`,
@@ -535,9 +652,9 @@ describe('http handler: webhook URLs in errors and logs', () => {
 });
 
 describe('http handler: SSRF protection', () => {
-  it('refuses a loopback target that is not allowlisted before connecting', async () => {
+  it('refuses a loopback target that is not an internal origin of its type before connecting', async () => {
     const srv = await startServer();
-    const handler = createHttpHandler(settings({ targetUrl: `${srv.origin}/x`, allowHosts: [] }));
+    const handler = createHttpHandler(settingsOf({ target: `${srv.origin}/x` }));
     const err = await failureOf(handler.handle(jobOf({}), ctxOf()));
     expect(err).toBeInstanceOf(NonRetryableError);
     expect(err).toBeInstanceOf(BlockedAddressError);
@@ -550,7 +667,7 @@ describe('http handler: SSRF protection', () => {
   });
 
   it('refuses private, link-local, loopback and unspecified addresses without attempting a connection', async () => {
-    const handler = createHttpHandler(settings({ allowHosts: [] }));
+    const handler = createHttpHandler(settingsOf({ origins: [ANY_PUBLIC_ORIGIN] }));
     const targets: [string, string, string][] = [
       ['http://10.0.0.1/hook', '10.0.0.1', 'private'],
       ['http://169.254.169.254/latest/meta-data/', '169.254.169.254', 'link-local'],
@@ -589,62 +706,96 @@ describe('http handler: SSRF protection', () => {
     }
   });
 
-  it('refuses a host name that resolves to loopback unless that name is allowlisted', async () => {
+  it('refuses a host name that resolves to loopback unless that origin is an internal origin of the type', async () => {
     const srv = await startServer();
     const url = `http://localhost:${srv.port}/hook`;
-    const refused = createHttpHandler(settings({ allowHosts: ['127.0.0.1'] }));
+    // The same server under its address is internal; the name reaches it only through `*`.
+    const refused = createHttpHandler(envelopes([srv.origin], { anyPublic: true }));
     const err = await failureOf(refused.handle(jobOf({ url, body: { a: 1 } }), ctxOf()));
     expect(err).toBeInstanceOf(BlockedAddressError);
     expect(err.message).toMatch(/localhost.*resolves to .*127\.0\.0\.1|localhost.*resolves to ::1/);
     expect(srv.connections).toBe(0);
 
-    const allowed = createHttpHandler(settings({ allowHosts: [`localhost:${srv.port}`] }));
+    const allowed = createHttpHandler(envelopes([`http://localhost:${srv.port}`]));
     await expect(allowed.handle(jobOf({ url, body: { a: 1 } }), ctxOf())).resolves.toMatchObject({ status: 204 });
     expect(srv.received).toHaveLength(1);
   });
 
-  it('allowlists host:port entries for that port only', async () => {
+  it('takes an internal origin as scheme, host and port: another port or scheme on that host is refused', async () => {
     const allowed = await startServer();
     const other = await startServer();
-    const handler = createHttpHandler(settings({ allowHosts: [`127.0.0.1:${allowed.port}`] }));
-    await handler.handle(jobOf({ url: allowed.origin, body: 1 }), ctxOf());
-    const err = await failureOf(handler.handle(jobOf({ url: other.origin, body: 1 }), ctxOf()));
-    expect(err).toBeInstanceOf(BlockedAddressError);
-    expect(allowed.received).toHaveLength(1);
+    for (const anyPublic of [false, true]) {
+      const handler = createHttpHandler(envelopes([allowed.origin], { anyPublic }));
+      await handler.handle(jobOf({ url: allowed.origin, body: 1 }), ctxOf());
+      for (const url of [other.origin, `https://127.0.0.1:${allowed.port}/`]) {
+        const err = await failureOf(handler.handle(jobOf({ url, body: 1 }), ctxOf()));
+        // Without `*` the origin is not the type's at all; with it, only public addresses are.
+        expect(err, url).toBeInstanceOf(anyPublic ? BlockedAddressError : DisallowedUrlError);
+        expect(classify(err).errorClass).toBe('validation');
+      }
+    }
+    expect(allowed.received).toHaveLength(2);
     expect(other.connections).toBe(0);
   });
 });
 
 describe('http handler: redirects', () => {
-  it('refuses a 307 to a loopback port that is not allowlisted, without connecting to it', async () => {
+  it('refuses a 307 to a loopback port its type does not name, without connecting to it', async () => {
     const internal = await startServer();
     const front = await startServer((_q, res) =>
       res.writeHead(307, { location: `http://127.0.0.1:${internal.port}/admin` }).end(),
     );
-    const handler = createHttpHandler(settings({ targetUrl: front.origin, allowHosts: [`127.0.0.1:${front.port}`] }));
-    const err = await failureOf(handler.handle(jobOf({}), ctxOf()));
-    expect(err).toBeInstanceOf(BlockedAddressError);
-    expect(err.message).toContain('127.0.0.1');
-    expect(front.received).toHaveLength(1);
+    for (const anyPublic of [false, true]) {
+      const handler = createHttpHandler(envelopes([front.origin], { anyPublic }));
+      const err = await failureOf(handler.handle(jobOf({ url: front.origin, body: {} }), ctxOf()));
+      expect(err).toBeInstanceOf(anyPublic ? BlockedAddressError : DisallowedUrlError);
+      expect(err.message).toContain(`127.0.0.1:${internal.port}`);
+      expect(classify(err).errorClass).toBe('validation');
+    }
+    expect(front.received).toHaveLength(2);
     expect(internal.connections).toBe(0);
   });
 
-  it('follows a 308 to an allowed target, POSTing the same body with a fresh signature', async () => {
+  it('follows a fixed target only within its own origin, even to an origin another type names', async () => {
+    const billing = await startServer();
+    const front = await startServer((req, res) =>
+      req.url === '/old'
+        ? res.writeHead(308, { location: '/new' }).end()
+        : res.writeHead(307, { location: `${billing.origin}/in` }).end(),
+    );
+    const handlers = createHttpHandlers(
+      fixed(`${front.origin}/old`, {
+        secret: SECRET,
+        types: { billing: { target: billing.origin, internalOrigins: [billing.origin] } },
+        signingSecrets: { [billing.origin]: `whsec_${Buffer.from('billing key').toString('base64')}` },
+      }),
+    );
+    const err = await failureOf(handlers[0]!.handle(jobOf({}), ctxOf()));
+    expect(err).toBeInstanceOf(DisallowedUrlError);
+    expect(err.message).toBe(
+      `${front.origin} redirected to ${billing.origin}, which job type "http" does not send to ` +
+        `(it sends to its target's origin ${front.origin} only)`,
+    );
+    expect(front.received.map((r) => r.path)).toEqual(['/old', '/new']);
+    expect(billing.connections).toBe(0);
+  });
+
+  it("follows a 308 to another origin of its type, POSTing the same body signed with that origin's secret", async () => {
     const key = Buffer.from('second origin key');
     const target = await startServer((_q, res) => res.writeHead(202).end());
     const front = await startServer((_q, res) => res.writeHead(308, { location: `${target.origin}/moved` }).end());
     const handler = createHttpHandler(
-      settings({
-        targetUrl: `${front.origin}/old`,
-        signingSecret: SECRET,
-        signingSecrets: { [target.origin]: `whsec_${key.toString('base64')}` },
+      envelopes([front.origin, target.origin], {
+        signingSecrets: { [front.origin]: SECRET, [target.origin]: `whsec_${key.toString('base64')}` },
       }),
     );
     const ctx = ctxOf();
-    const rawText = '{"id": 1}';
-    const result = await handler.handle(jobOf({ id: 1 }, { rawText }), ctx);
+    const rawText = '{"id":1}';
+    const result = await handler.handle(jobOf({ url: `${front.origin}/old`, body: { id: 1 } }), ctx);
 
     expect(result).toEqual({ status: 202, url: target.origin, redirects: 1 });
+    const first = front.received[0]!;
+    expect(first.headers['webhook-signature']).toBe(expectedSignature(SECRET_KEY, first.headers, first.body));
     const got = target.received[0]!;
     expect(got.method).toBe('POST');
     expect(got.body.toString()).toBe(rawText);
@@ -657,24 +808,33 @@ describe('http handler: redirects', () => {
     ]);
   });
 
-  it('keeps credentials on a same-origin redirect and drops them on a cross-origin one', async () => {
+  it('keeps credentials on a same-origin redirect and drops them, and headers marked secret, on a cross-origin one', async () => {
     const other = await startServer();
     const front = await startServer((req, res) =>
       req.url === '/first'
         ? res.writeHead(307, { location: '/second' }).end()
         : res.writeHead(307, { location: `${other.origin}/third` }).end(),
     );
-    const handler = createHttpHandler(settings());
-    const headers = { authorization: 'Bearer abc', cookie: 'session=1', 'x-keep': 'yes' };
+    const handler = createHttpHandler(envelopes([front.origin, other.origin], { secretHeaders: ['X-Tenant-Token'] }));
+    const headers = {
+      authorization: 'Bearer abc',
+      cookie: 'session=1',
+      'X-Api-Key': 'k3y',
+      'x-tenant-token': 't0k',
+      'proxy-authorization': 'Basic eA==',
+      'x-keep': 'yes',
+    };
     await handler.handle(jobOf({ url: `${front.origin}/first`, body: {}, headers }), ctxOf());
-    expect(front.received.map((r) => [r.path, r.headers.authorization])).toEqual([
-      ['/first', 'Bearer abc'],
-      ['/second', 'Bearer abc'],
+    const secretNames = ['authorization', 'cookie', 'x-api-key', 'x-tenant-token', 'proxy-authorization'];
+    const secretsOf = (r: Received) => secretNames.map((n) => r.headers[n]);
+    const all = ['Bearer abc', 'session=1', 'k3y', 't0k', 'Basic eA=='];
+    expect(front.received.map((r) => [r.path, secretsOf(r)])).toEqual([
+      ['/first', all],
+      ['/second', all],
     ]);
     const last = other.received[0]!;
     expect(last.path).toBe('/third');
-    expect(last.headers.authorization).toBeUndefined();
-    expect(last.headers.cookie).toBeUndefined();
+    expect(secretsOf(last)).toEqual([undefined, undefined, undefined, undefined, undefined]);
     expect(last.headers['x-keep']).toBe('yes');
   });
 
@@ -682,7 +842,7 @@ describe('http handler: redirects', () => {
     for (const status of [301, 302, 303]) {
       const target = await startServer();
       const front = await startServer((_q, res) => res.writeHead(status, { location: target.origin }).end());
-      const err = await failureOf(createHttpHandler(settings({ targetUrl: front.origin })).handle(jobOf({}), ctxOf()));
+      const err = await failureOf(createHttpHandler(fixed(front.origin)).handle(jobOf({}), ctxOf()));
       expect(err).toBeInstanceOf(HttpStatusError);
       expect(err).toMatchObject({ status });
       expect(target.connections).toBe(0);
@@ -696,9 +856,7 @@ describe('http handler: redirects', () => {
       const n = Number(req.url?.slice(1) || '0');
       res.writeHead(307, { location: `/${n + 1}` }).end();
     });
-    const err = await failureOf(
-      createHttpHandler(settings({ targetUrl: `${srv.origin}/0` })).handle(jobOf({}), ctxOf()),
-    );
+    const err = await failureOf(createHttpHandler(fixed(`${srv.origin}/0`)).handle(jobOf({}), ctxOf()));
     expect(err).toBeInstanceOf(NonRetryableError);
     expect(err.message).toContain('more than 3 redirects');
     expect(srv.received.map((r) => r.path)).toEqual(['/0', '/1', '/2', '/3']);
@@ -706,7 +864,7 @@ describe('http handler: redirects', () => {
 
   it('refuses a redirect to a non-http scheme', async () => {
     const srv = await startServer((_q, res) => res.writeHead(308, { location: 'file:///etc/passwd' }).end());
-    const err = await failureOf(createHttpHandler(settings({ targetUrl: srv.origin })).handle(jobOf({}), ctxOf()));
+    const err = await failureOf(createHttpHandler(fixed(srv.origin)).handle(jobOf({}), ctxOf()));
     expect(err).toBeInstanceOf(NonRetryableError);
     expect(err.message).toContain('file:');
   });

@@ -14,16 +14,20 @@ import ipaddr from 'ipaddr.js';
  */
 export class BlockedAddressError extends ValidationError {
   override readonly name: string = 'BlockedAddressError';
+  /** The host and port of the URL, as URL parsing normalized them. */
+  readonly host: string;
   constructor(
-    /** The host of the URL, as written (or normalized by URL parsing). */
-    readonly host: string,
+    url: URL,
     readonly address: string,
     readonly range: string,
   ) {
+    const literal = bareHost(url) === address;
     super(
-      `refusing to send to ${host}: ${host === address ? 'it' : `it resolves to ${address}, which`} is a ${range} address (list the host in HTTP_ALLOW_HOSTS to allow it)`,
+      `refusing to send to ${url.host}: ${literal ? 'it' : `it resolves to ${address}, which`} is a ${range} ` +
+        'address (a type reaches such an address only on an origin its "internalOrigins" lists)',
       'url',
     );
+    this.host = url.host;
   }
 }
 
@@ -86,63 +90,34 @@ export function forbiddenRange(address: string): string | undefined {
 }
 
 /** A URL's host without IPv6 brackets and without a trailing dot, lower-cased. */
-function bareHost(url: URL): string {
+export function bareHost(url: URL): string {
   const h = url.hostname.toLowerCase().replace(/\.$/, '');
   return h.startsWith('[') && h.endsWith(']') ? h.slice(1, -1) : h;
 }
 
-function effectivePort(url: URL): string {
-  return url.port || (url.protocol === 'https:' ? '443' : '80');
+/** What a resolution may return: internal addresses only for an origin the job's type lists as internal. */
+export interface ResolveOptions {
+  /** The origin is in the type's internalOrigins: its addresses are not checked. */
+  mayBeInternal: boolean;
+  signal?: AbortSignal;
 }
 
-/**
- * Normalizes one HTTP_ALLOW_HOSTS entry (`host`, `host:port`, `[v6]:port` or a bare IPv6
- * address) to `host` or `host:port` as matched against URLs; undefined when it is none of those.
- */
-export function normalizeAllowedHost(entry: string): string | undefined {
-  const text = isIP(entry) === 6 ? `[${entry}]` : entry.trim();
-  if (text === '' || /[/?#@\s]/.test(text)) return undefined;
-  let url: URL;
-  try {
-    url = new URL(`http://${text}`);
-  } catch {
-    return undefined;
-  }
-  const host = bareHost(url);
-  if (host === '') return undefined;
-  // URL drops a port equal to the scheme's default; the entry's own text says whether it had one.
-  const port = /:(\d+)$/.exec(text)?.[1];
-  return port === undefined ? host : `${host}:${Number(port)}`;
-}
-
-/** Decides which targets the http handler may reach and resolves them to the addresses it may connect to. */
+/** Resolves targets to the addresses the http handler may connect to. */
 export class EgressPolicy {
-  private readonly allowed: ReadonlySet<string>;
-
-  constructor(allowHosts: readonly string[] = []) {
-    this.allowed = new Set(allowHosts.map((h) => normalizeAllowedHost(h) ?? h.toLowerCase()));
-  }
-
-  /** Whether the URL's host, or host:port, is allowlisted: then its addresses are not checked. */
-  allows(url: URL): boolean {
-    const host = bareHost(url);
-    return this.allowed.has(host) || this.allowed.has(`${host}:${effectivePort(url)}`);
-  }
-
   /**
    * Resolves the URL's host to every address it has and checks each one, so that the caller
    * connects only to addresses that passed: checking one lookup and connecting after another
    * would let a DNS answer change in between (rebinding).
    */
-  async resolve(url: URL, signal?: AbortSignal): Promise<ResolvedAddress[]> {
+  async resolve(url: URL, opts: ResolveOptions): Promise<ResolvedAddress[]> {
     const host = bareHost(url);
     const family = isIP(host);
     const addresses: ResolvedAddress[] =
-      family !== 0 ? [{ address: host, family }] : await abortable(lookup(host, { all: true }), signal);
-    if (!this.allows(url)) {
+      family !== 0 ? [{ address: host, family }] : await abortable(lookup(host, { all: true }), opts.signal);
+    if (!opts.mayBeInternal) {
       for (const a of addresses) {
         const range = forbiddenRange(a.address);
-        if (range) throw new BlockedAddressError(url.hostname, a.address, range);
+        if (range) throw new BlockedAddressError(url, a.address, range);
       }
     }
     return addresses;

@@ -3,6 +3,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { LookupFunction } from 'node:net';
 import { HttpStatusError, NonRetryableError } from '@redrive/sdk';
 import type { EgressPolicy, ResolvedAddress } from './egress-policy.js';
+import type { HttpRoute } from './http-routes.js';
 
 // One POST of a webhook, hop by hop. node:http rather than fetch: it takes a `lookup` per
 // request, so the socket connects to exactly the addresses the egress policy checked (fetch's
@@ -53,6 +54,8 @@ export interface Delivery {
 }
 
 export interface DeliveryOptions {
+  /** Where the job's type may send: checked for the first URL and every redirect. */
+  route: HttpRoute;
   policy: EgressPolicy;
   agents: DeliveryAgents;
   /** The job's signal: when it aborts, its reason is thrown. */
@@ -87,16 +90,20 @@ const REDIRECT_KEEPS_POST = new Set([307, 308]);
 
 /**
  * POSTs `delivery.body`, following at most `maxRedirects` 307/308 redirects (each new target
- * checked like the first); resolves on 2xx and throws HttpStatusError for any other final status.
+ * checked like the first: the type's origins, then its addresses); resolves on 2xx and throws
+ * HttpStatusError for any other final status.
  */
 export async function deliver(delivery: Delivery, opts: DeliveryOptions): Promise<Delivered> {
   const timeout = AbortSignal.timeout(opts.timeoutMs);
   const signal = AbortSignal.any([opts.signal, timeout]);
   let url = delivery.url;
+  let from: URL | undefined;
   for (let hop = 0; ; hop++) {
+    // A URL the type does not send to is refused before anything is resolved, sent or signed.
+    opts.route.check(url, from);
     let answer: Answer;
     try {
-      const addresses = await opts.policy.resolve(url, signal);
+      const addresses = await opts.policy.resolve(url, { mayBeInternal: opts.route.mayBeInternal(url), signal });
       answer = await send(url, addresses, delivery.headersFor(url, hop), delivery.body, signal, opts);
     } catch (err) {
       if (opts.signal.aborted) throw jobAbortReason(opts.signal);
@@ -112,6 +119,7 @@ export async function deliver(delivery: Delivery, opts: DeliveryOptions): Promis
       }
       const next = redirectTarget(location, url);
       opts.onRedirect?.({ status: answer.status, from: where, to: displayUrl(next) });
+      from = url;
       url = next;
       continue;
     }
