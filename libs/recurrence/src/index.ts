@@ -10,5 +10,5 @@ export {
   type MissedPolicy,
   type RepeatSpec,
 } from './spec.js';
-export { cronAfter, firstFire, nextFire, nextFireAfter, upcomingFires } from './occurrences.js';
-export { planFire, type DueFire, type FirePlan } from './plan.js';
+export { catchUpFrom, cronAfter, firstFire, nextFire, nextFireAfter, upcomingFires } from './occurrences.js';
+export { MAX_CATCH_UP_FIRES, planFire, type DueFire, type FirePlan } from './plan.js';

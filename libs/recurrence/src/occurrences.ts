@@ -44,6 +44,32 @@ export function nextFireAfter(spec: RepeatSpec, due: Date, now: Date): Date | un
   return cronAfter(spec.cron!, spec.tz, due.getTime() > now.getTime() ? due : now);
 }
 
+/**
+ * The earliest of the last `max` occurrences due at or before `now`, for a schedule whose fire at
+ * `due` was missed; `due` itself when no more than `max` occurrences were missed.
+ */
+export function catchUpFrom(spec: RepeatSpec, due: Date, now: Date, max: number): Date {
+  if (spec.every !== undefined) {
+    const behind = Math.floor((now.getTime() - due.getTime()) / spec.every) + 1;
+    return behind <= max ? due : new Date(due.getTime() + (behind - max) * spec.every);
+  }
+  try {
+    const it = CronExpressionParser.parse(spec.cron!, {
+      currentDate: new Date(now.getTime() + 1),
+      tz: spec.tz ?? 'UTC',
+    });
+    let earliest = due;
+    for (let i = 0; i < max; i++) {
+      const at = it.prev().toDate();
+      if (at.getTime() <= due.getTime()) return due;
+      earliest = at;
+    }
+    return earliest;
+  } catch {
+    return due;
+  }
+}
+
 /** The next `count` fire instants from `first` on (inclusive), for previews and tests. */
 export function upcomingFires(spec: RepeatSpec, first: Date, count: number): Date[] {
   const out: Date[] = [];
