@@ -63,7 +63,7 @@ async function events(kind: string, jobId: string): Promise<LifecycleEvent[]> {
   return out;
 }
 
-async function submit(payload: Run['payload'], maxAttempts?: number): Promise<string> {
+async function submit(payload: Run['payload'] & { pad?: string }, maxAttempts?: number): Promise<string> {
   const jobId = `job-${++counter}-${prefix}`;
   await publishJob(jetstream(nc), {
     subject: topology.jobSubject('normal', 'status'),
@@ -134,11 +134,11 @@ beforeAll(async () => {
   });
   services.push(worker, scheduler, dlq);
   await Promise.all([
-    worker.waitForLog((l) => l.msg === 'sync-worker running'),
-    scheduler.waitForLog((l) => l.msg === 'retry-scheduler running'),
-    dlq.waitForLog((l) => l.msg === 'dlq-manager running'),
+    worker.waitForLog((l) => l.msg === 'sync-worker running', 45_000),
+    scheduler.waitForLog((l) => l.msg === 'retry-scheduler running', 45_000),
+    dlq.waitForLog((l) => l.msg === 'dlq-manager running', 45_000),
   ]);
-}, 60_000);
+}, 90_000);
 
 afterAll(async () => {
   await Promise.all(services.map((s) => s.stop()));
@@ -240,4 +240,24 @@ describe('retries through the retry-scheduler', () => {
       expect(timeline.summary).toMatchObject({ status: 'cancelled' });
     },
   );
+
+  describe('a job published straight to JetStream just under max_payload', () => {
+    // No room is left for the dead-letter or hand-off headers on top of the body.
+    const pad = () => 'x'.repeat(nc.info!.max_payload - 200);
+
+    it('is dead-lettered all the same, its body marked unavailable, instead of NAKed forever', async () => {
+      const jobId = await submit({ status: 400, pad: pad() });
+      const dl = await deadLetterOf(jobId);
+      expect(dl).toMatchObject({ reason: 'non_retryable', attempts: 1 });
+      const full = await admin<{ payloadAvailable: boolean; error: string }>('GET', `/v1/admin/dead-letters/${dl.id}`);
+      expect(full.body.payloadAvailable).toBe(false);
+      expect(full.body.error).toMatch(/too large to copy into the DLQ/);
+    });
+
+    it('waits out its retry on the consumer when it cannot be handed off, and runs again', async () => {
+      const jobId = await submit({ status: 503, failTimes: 1, pad: pad() });
+      expect((await succeeded(jobId)).attempt).toBe(2);
+      expect(await events('retry.scheduled', jobId)).toHaveLength(0);
+    });
+  });
 });

@@ -35,7 +35,22 @@ export const H = {
    * redrive that began it. Internal ids that name an attempt name the life too.
    */
   life: 'Redrive-Life',
+  /**
+   * On a dead letter without the job's body: the original was gone before it could be copied,
+   * or too large to copy with the dead-letter headers under the server's max_payload.
+   */
+  payloadUnavailable: 'Redrive-Payload-Unavailable',
 } as const;
+
+/**
+ * The bytes `h` takes on the wire (`NATS/1.0` line, one `name: value` line each, blank line), to
+ * tell whether a message will fit under the server's max_payload.
+ */
+export function headerBytes(h: MsgHdrs): number {
+  let n = 12;
+  for (const k of h.keys()) for (const v of h.values(k)) n += Buffer.byteLength(k) + Buffer.byteLength(v) + 4;
+  return n;
+}
 
 export const DEAD_LETTER_REASONS = ['non_retryable', 'retries_exhausted', 'max_deliveries', 'terminated'] as const;
 export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];

@@ -12,6 +12,7 @@ export {
   DEAD_LETTER_REASONS,
   H,
   HeaderError,
+  headerBytes,
   jobIdOf,
   readAttempt,
   headersToObject,

@@ -20,7 +20,7 @@ import { AbandonedError, untilStored } from './store-retry.js';
 import { inTransaction } from './transaction.js';
 
 /** Set on a dead letter whose original was gone before it could be copied: the body is empty. */
-export const PAYLOAD_UNAVAILABLE_HEADER = 'Redrive-Payload-Unavailable';
+export const PAYLOAD_UNAVAILABLE_HEADER = H.payloadUnavailable;
 
 /** The trace id in a W3C traceparent header, if it has one. */
 export function traceIdFromTraceparent(value: string | undefined): string | null {

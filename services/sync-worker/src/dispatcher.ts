@@ -28,7 +28,7 @@ import {
 } from '@redrive/telemetry';
 import { LaneSlots } from './lanes.js';
 import type { WorkerMetrics } from './metrics.js';
-import { createOutcomes } from './outcomes.js';
+import { createOutcomes, TooLargeToForwardError } from './outcomes.js';
 import type { CompletionsPort, GuardsPort, RateLimit, StepsPort } from './ports.js';
 
 export interface DispatcherDeps {
@@ -48,6 +48,8 @@ export interface DispatcherDeps {
   /** Retry delays up to this are timed by the worker, then NAKed for immediate redelivery. */
   localDelayMaxMs: number;
   events: EventPublisher;
+  /** The server's max_payload: what leaves the consumer (a hand-off, a dead letter) must fit in it. */
+  maxPayload?: number | undefined;
   guards?: GuardsPort | undefined;
   /** Where idempotency-keyed jobs record their one success; without it they use Redis like the rest. */
   completions?: CompletionsPort | undefined;
@@ -133,7 +135,7 @@ export function createDispatcher(deps: DispatcherDeps) {
   const holding = new Set<number>();
   const streams: ConsumerMessages[] = [];
   const loops: Promise<void>[] = [];
-  const outcomes = createOutcomes({ js: deps.js, topology });
+  const outcomes = createOutcomes({ js: deps.js, topology, maxPayload: deps.maxPayload });
   const keepaliveMs = Math.max(500, Math.floor(deps.ackWaitMs / 2));
   // A success event's id is fixed before its first publish, so a publish tried again keeps it.
   const newEventId = createUuidV7();
@@ -199,7 +201,7 @@ export function createDispatcher(deps: DispatcherDeps) {
     try {
       await outcomes.handOff(d.msg, meta, attemptsMade, due);
     } catch (err) {
-      settle(d, 'nak', deps.handoffThresholdMs);
+      settle(d, 'nak', err instanceof TooLargeToForwardError ? wait : deps.handoffThresholdMs);
       log.warn({ err }, 'hand-off of a job not yet due failed; NAKed instead');
       return;
     }
@@ -632,8 +634,11 @@ export function createDispatcher(deps: DispatcherDeps) {
         try {
           await outcomes.handOff(m, meta, attempt, decision.dueAt);
         } catch (publishErr) {
-          settle(d, 'nak', deps.handoffThresholdMs);
-          log.error({ err: publishErr }, 'hand-off to the scheduler failed; NAKed instead');
+          // A job too large to hand off waits its whole delay on the consumer instead; any other
+          // failure (NATS busy, SCHEDULE full) is tried again after the hand-off threshold.
+          const wait = publishErr instanceof TooLargeToForwardError ? decision.delayMs : deps.handoffThresholdMs;
+          settle(d, 'nak', wait);
+          log.error({ err: publishErr, retryInMs: wait }, 'hand-off to the scheduler failed; NAKed instead');
           return;
         }
         await emit({

@@ -126,6 +126,7 @@ await runService({
       handoffThresholdMs: config.retry.handoffThresholdMs,
       localDelayMaxMs: config.retry.localDelayMaxMs,
       events: createEventPublisher(js, topology, { maxPayload: nc.info?.max_payload }),
+      maxPayload: nc.info?.max_payload,
       guards,
       completions: createCompletionStore(js, jsm, topology),
       steps,

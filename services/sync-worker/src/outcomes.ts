@@ -2,12 +2,27 @@ import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import {
   carryHeaders,
   H,
+  headerBytes,
   msgIds,
   writeDeadLetterHeaders,
   type DeadLetterReason,
   type JobHeaders,
+  type MsgHdrs,
   type Topology,
 } from '@redrive/messaging';
+
+/** nats-server's default max_payload, when the server did not say. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+
+/** The job cannot leave the consumer for the scheduler: with the hop's headers it exceeds max_payload. */
+export class TooLargeToForwardError extends Error {
+  override readonly name = 'TooLargeToForwardError';
+  constructor(bytes: number, maxPayload: number) {
+    super(
+      `the job's ${bytes}-byte body and its hand-off headers exceed the server's max_payload of ${maxPayload} bytes`,
+    );
+  }
+}
 
 /**
  * Publishes what leaves the JOBS consumer: hand-offs to the retry-scheduler and dead letters.
@@ -16,8 +31,12 @@ import {
  * attempt (or its place in JOBS), so a worker that crashes after publishing and before acking
  * does not produce a second copy when it runs the job again.
  */
-export function createOutcomes(deps: { js: JetStreamClient; topology: Topology }) {
+export function createOutcomes(deps: { js: JetStreamClient; topology: Topology; maxPayload?: number | undefined }) {
   const { js, topology } = deps;
+  const maxPayload = deps.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+  // The message id travels as one more header (Nats-Msg-Id), added by the client.
+  const fits = (data: Uint8Array, h: MsgHdrs, msgId: string) =>
+    data.byteLength + headerBytes(h) + H.msgId.length + msgId.length + 4 <= maxPayload;
   return {
     /** Sends the job to `schedule.retry`, due at `dueAt`, with the attempts made so far. */
     async handOff(m: JsMsg, meta: JobHeaders, attemptsMade: number, dueAt: Date): Promise<void> {
@@ -26,9 +45,11 @@ export function createOutcomes(deps: { js: JetStreamClient; topology: Topology }
       h.set(H.attempt, String(attemptsMade));
       h.set(H.dueAt, dueAt.toISOString());
       h.set(H.originalSubject, m.subject);
+      const msgID = msgIds.handOff(meta.jobId, meta.life ?? '', attemptsMade);
+      if (!fits(m.data, h, msgID)) throw new TooLargeToForwardError(m.data.byteLength, maxPayload);
       await js.publish(topology.scheduleSubject('retry'), m.data, {
         headers: h,
-        msgID: msgIds.handOff(meta.jobId, meta.life ?? '', attemptsMade),
+        msgID,
         timeout: 5_000,
       });
     },
@@ -52,9 +73,24 @@ export function createOutcomes(deps: { js: JetStreamClient; topology: Topology }
         },
         h,
       );
-      await js.publish(topology.dlqSubject(dl.type), m.data, {
+      const msgID = msgIds.deadLetter(topology.streams.jobs, m.seq);
+      let data = m.data;
+      if (!fits(data, h, msgID)) {
+        // A job published straight to JetStream close to max_payload has no room for the
+        // dead-letter headers. Its dead letter is recorded all the same, with everything but
+        // the body (marked unavailable), rather than NAKed forever.
+        h.set(
+          H.error,
+          `${h.get(H.error) ?? ''} [the job's ${data.byteLength}-byte body was too large to copy into the DLQ]`.slice(
+            -1_000,
+          ),
+        );
+        h.set(H.payloadUnavailable, 'true');
+        data = new Uint8Array(0);
+      }
+      await js.publish(topology.dlqSubject(dl.type), data, {
         headers: h,
-        msgID: msgIds.deadLetter(topology.streams.jobs, m.seq),
+        msgID,
         timeout: 5_000,
       });
     },
