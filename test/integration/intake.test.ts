@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeEvents, provisionJobTypes, ensureStreams, Topology } from '@redrive/messaging';
 import { createMetricsRegistry } from '@redrive/telemetry';
 import { connectTestClient, deleteStreams, SHARED_NATS_URL, uniquePrefix } from '@redrive/test-support';
-import { buildIntakeApp } from '../../services/intake/src/app.js';
+import { buildIntakeApp, FORWARD_HEADROOM_BYTES } from '../../services/intake/src/app.js';
 import { loadIntakeConfig } from '../../services/intake/src/config.js';
 
 // Intake's HTTP contract, in process (app.inject) against the shared NATS. A consumer exists
@@ -179,6 +179,36 @@ describe('bad input gets a 4xx that says what is wrong, and nothing is stored', 
     },
   ];
 
+  it('keeps room under the server max_payload for the headers of a dead letter or hand-off', async () => {
+    const max = nc.info!.max_payload;
+    const wide = await buildIntakeApp({
+      config: loadIntakeConfig({
+        NATS_URL: SHARED_NATS_URL,
+        REDRIVE_PREFIX: prefix,
+        INTAKE_ALLOW_ANONYMOUS: 'true',
+        INTAKE_MAX_PAYLOAD: String(max),
+      }),
+      js: jetstream(nc),
+      jsm,
+      topology,
+      registry: createMetricsRegistry('intake-test', { defaults: false }),
+      logger: pino({ level: 'silent' }),
+      serverMaxPayload: max,
+    });
+    try {
+      const before = await storedJobs();
+      // A body of exactly max_payload would be stored, then NAKed forever when it fails.
+      const res = await post(wide, '/v1/jobs', JSON.stringify({ type: 'known', payload: 'x'.repeat(max - 2) }));
+      expect(res.statusCode).toBe(413);
+      expect(res.json().message).toContain(`over the limit of ${max - FORWARD_HEADROOM_BYTES} bytes`);
+      expect(await storedJobs()).toBe(before);
+      const fits = 'x'.repeat(max - FORWARD_HEADROOM_BYTES - 2);
+      expect((await post(wide, '/v1/jobs', JSON.stringify({ type: 'known', payload: fits }))).statusCode).toBe(202);
+    } finally {
+      await wide.close();
+    }
+  });
+
   it.each(cases)('$name → $status $code', async (c) => {
     const before = await storedJobs();
     const res = await post(app, c.url ?? '/v1/jobs', c.body, c.headers);
@@ -258,7 +288,7 @@ describe('accepting jobs', () => {
       const stored = await jsm.streams.getMessage(topology.streams.jobs, { seq: r.seq });
       expect(JSON.parse(new TextDecoder().decode(stored!.data))).toEqual(jobs[i]!.payload);
     }
-    expect(body.results[2].jobId).toBe(`b-${prefix}`);
+    expect(body.results[2].jobId).toBe(`known:b-${prefix}`);
     expect([body.results[2].duplicate, body.results[3].duplicate].sort()).toEqual([false, true]);
   });
 

@@ -20,11 +20,33 @@ export interface IntakeDeps {
   logger: Logger;
   /** The retry-scheduler's API behind /v1/schedules; without it those routes answer 503. */
   scheduler?: SchedulerClient;
+  /** The NATS server's max_payload (the connection's INFO); 1 MiB, the server's default, when absent. */
+  serverMaxPayload?: number | undefined;
+}
+
+/** Room a job's body must leave under max_payload for the headers of its later hops. */
+export const FORWARD_HEADROOM_BYTES = 16 * 1024;
+
+/**
+ * The largest body intake accepts: the configured limit, but never more than the server's
+ * max_payload less the room every later hop needs for its headers (a dead letter adds its
+ * reason, error and pointers; a hand-off its due time). A body accepted at exactly max_payload
+ * could be stored, but never handed off or dead-lettered.
+ */
+export function payloadLimit(configured: number, serverMaxPayload = 1024 * 1024): number {
+  return Math.max(1, Math.min(configured, serverMaxPayload - FORWARD_HEADROOM_BYTES));
 }
 
 /** Builds the intake HTTP API; listening is the caller's business (tests use inject). */
 export async function buildIntakeApp(deps: IntakeDeps): Promise<FastifyInstance> {
-  const { config, topology, logger } = deps;
+  const { topology, logger } = deps;
+  const maxPayloadBytes = payloadLimit(deps.config.maxPayloadBytes, deps.serverMaxPayload);
+  const config = { ...deps.config, maxPayloadBytes };
+  if (maxPayloadBytes < deps.config.maxPayloadBytes)
+    logger.info(
+      { configured: deps.config.maxPayloadBytes, serverMaxPayload: deps.serverMaxPayload, maxPayloadBytes },
+      'job bodies are limited below INTAKE_MAX_PAYLOAD: the server max_payload less room for the headers of hand-offs and dead letters',
+    );
   // Each route declares the scope it needs (`submit`, `schedules:read`, `schedules:cancel`;
   // the probes are public); createHttpApp checks it on the route that matched.
   const app = createHttpApp({

@@ -2,7 +2,7 @@
 import { createLogger, loadConfigOrExit, runService, ShutdownStack } from '@redrive/lifecycle';
 import { connectAndProvision, createSchedulerClient } from '@redrive/messaging';
 import { createMetricsRegistry, startTelemetry } from '@redrive/telemetry';
-import { buildIntakeApp } from './app.js';
+import { buildIntakeApp, payloadLimit } from './app.js';
 import { loadIntakeConfig } from './config.js';
 
 const config = loadConfigOrExit('intake', () => loadIntakeConfig());
@@ -27,11 +27,15 @@ await runService({
       registry: createMetricsRegistry('intake'),
       logger,
       scheduler: createSchedulerClient(nc, topology, { timeoutMs: config.schedulerTimeoutMs }),
+      serverMaxPayload: nc.info?.max_payload,
     });
     await app.listen({ host: config.http.host, port: config.http.port });
     // Closing the server first stops new submissions and lets in-flight ones get their PubAck.
     stack.add('http', () => app.close());
-    logger.info({ address: app.server.address() }, 'intake listening');
+    logger.info(
+      { address: app.server.address(), maxPayloadBytes: payloadLimit(config.maxPayloadBytes, nc.info?.max_payload) },
+      'intake listening',
+    );
     return stack;
   },
 });
