@@ -28,6 +28,11 @@ const NETWORK_CODES = new Set([
   'ETIMEDOUT',
   'EAI_AGAIN',
   'ENOTFOUND',
+  // c-ares (dns.Resolver): a resolution that timed out, a server that failed or refused, no address.
+  'ETIMEOUT',
+  'ESERVFAIL',
+  'EREFUSED',
+  'ENODATA',
   'EHOSTUNREACH',
   'ENETUNREACH',
   'EPIPE',

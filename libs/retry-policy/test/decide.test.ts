@@ -26,6 +26,8 @@ describe('classify', () => {
     ['ECONNREFUSED inside fetch’s cause', new TypeError('fetch failed', { cause: coded('ECONNREFUSED') }), 'network'],
     ['ETIMEDOUT', coded('ETIMEDOUT'), 'network'],
     ['EAI_AGAIN', coded('EAI_AGAIN'), 'network'],
+    ['c-ares ETIMEOUT (a resolution that timed out)', coded('ETIMEOUT'), 'network'],
+    ['c-ares ESERVFAIL', coded('ESERVFAIL'), 'network'],
     ['socket hang up', new Error('socket hang up'), 'network'],
     ['handler deadline', new JobTimeoutError(100), 'timeout'],
     ['AbortSignal.timeout', new DOMException('The operation timed out', 'TimeoutError'), 'timeout'],

@@ -23,6 +23,7 @@ describe('http handler configuration', () => {
     expect(settingsOf({ HTTP_HANDLER: 'on' })).toEqual({
       types: { http: { origins: ['*'] } },
       timeoutMs: 10_000,
+      dnsTimeoutMs: 3_000,
       signingSecrets: {},
     });
   });
@@ -41,6 +42,7 @@ describe('http handler configuration', () => {
         HTTP_TARGET_URL: 'https://hooks.example.com/in',
         HTTP_TARGETS: '{"billing-hook":"https://billing.example.com/x","crm":"http://10.0.0.8:8080/"}',
         HTTP_TIMEOUT: '2s',
+        HTTP_DNS_TIMEOUT: '500ms',
         HTTP_SIGNING_SECRETS: '{"https://API.partner.example:443/":"raw-secret","https://hooks.example.com":"s2"}',
         HTTP_ALLOW_HOSTS: '10.0.0.8:8080',
       }),
@@ -57,6 +59,7 @@ describe('http handler configuration', () => {
         http: { target: 'https://hooks.example.com/in' },
       },
       timeoutMs: 2_000,
+      dnsTimeoutMs: 500,
       signingSecrets: { 'https://api.partner.example': 'raw-secret', 'https://hooks.example.com': 's2' },
     });
   });

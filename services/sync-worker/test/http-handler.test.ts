@@ -1,5 +1,4 @@
-import { createHmac, randomUUID } from 'node:crypto';
-import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { createHmac } from 'node:crypto';
 import {
   createServer,
   type IncomingHttpHeaders,
@@ -11,7 +10,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { HttpStatusError, NonRetryableError, ValidationError, type Job, type JobContext } from '@redrive/sdk';
+import { HttpStatusError, NonRetryableError, ValidationError } from '@redrive/sdk';
 import { classify } from '@redrive/retry-policy';
 import { context, startTelemetry, trace, type Telemetry } from '@redrive/telemetry';
 import {
@@ -26,6 +25,7 @@ import {
   type HttpHandlerSettings,
   type HttpTypeSettings,
 } from '../src/handlers/http.js';
+import { ctxOf, failureOf, jobOf, socketsOpenedDuring } from './http-support.js';
 
 // Every test talks to real HTTP servers on 127.0.0.1, which the handler reaches only because
 // the settings list their origins as internal origins of the job type; nothing about HTTP is mocked.
@@ -130,64 +130,10 @@ function envelopes(
   );
 }
 
-function jobOf(payload: unknown, overrides: Partial<Job> & { rawText?: string } = {}): Job {
-  const { rawText, ...rest } = overrides;
-  return {
-    id: `msg_${randomUUID()}`,
-    type: 'http',
-    priority: 'normal',
-    attempt: 1,
-    payload,
-    raw: Buffer.from(rawText ?? JSON.stringify(payload)),
-    headers: {},
-    ...rest,
-  };
-}
-
-interface TestContext extends JobContext {
-  logs: { message: string; fields?: Record<string, unknown> }[];
-}
-
-function ctxOf(signal: AbortSignal = new AbortController().signal): TestContext {
-  const logs: TestContext['logs'] = [];
-  return {
-    signal,
-    traceId: '0af7651916cd43dd8448eb211c80319c',
-    logs,
-    log: (message, fields) => void logs.push({ message, fields }),
-    // The http handler neither reports progress nor checkpoints steps.
-    progress: () => undefined,
-    step: async (_name, fn) => fn(),
-    stopRepeat: () => undefined,
-  };
-}
-
-async function failureOf(promise: unknown): Promise<Error & Record<string, unknown>> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error & Record<string, unknown>;
-  }
-  throw new Error('expected the delivery to fail');
-}
-
 /** The receiver's own check, written from the Standard Webhooks spec rather than with the handler's code. */
 function expectedSignature(key: Buffer, headers: IncomingHttpHeaders, body: Buffer): string {
   const signed = Buffer.concat([Buffer.from(`${headers['webhook-id']}.${headers['webhook-timestamp']}.`), body]);
   return `v1,${createHmac('sha256', key).update(signed).digest('base64')}`;
-}
-
-/** Counts client sockets this process creates while `fn` runs: zero means no connection was attempted. */
-async function socketsOpenedDuring(fn: () => Promise<unknown>): Promise<number> {
-  let opened = 0;
-  const onSocket = () => opened++;
-  subscribe('net.client.socket', onSocket);
-  try {
-    await fn();
-  } finally {
-    unsubscribe('net.client.socket', onSocket);
-  }
-  return opened;
 }
 
 async function closedPort(): Promise<number> {

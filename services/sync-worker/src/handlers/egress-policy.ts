@@ -1,7 +1,10 @@
-import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { ValidationError } from '@redrive/sdk';
 import ipaddr from 'ipaddr.js';
+import { lookupConfiguredHost, resolveJobHost, type DnsOptions, type ResolvedAddress } from './dns.js';
+import type { Reach } from './http-routes.js';
+
+export type { ResolvedAddress } from './dns.js';
 
 // Where the http handler may send a job. A job's envelope names its own URL, so whoever can
 // publish a job could otherwise make the worker POST to its own network: cloud metadata
@@ -99,11 +102,22 @@ export function bareHost(url: URL): string {
 export interface ResolveOptions {
   /** The origin is in the type's internalOrigins: its addresses are not checked. */
   mayBeInternal: boolean;
+  /** How the type reaches the URL: a named origin's host resolves as the system does, another with c-ares. */
+  reach: Reach;
   signal?: AbortSignal;
 }
 
+/** Default deadline of one name resolution. */
+export const DNS_TIMEOUT_MS = 3_000;
+
 /** Resolves targets to the addresses the http handler may connect to. */
 export class EgressPolicy {
+  private readonly dns: DnsOptions;
+
+  constructor(dns: Partial<DnsOptions> = {}) {
+    this.dns = { timeoutMs: dns.timeoutMs ?? DNS_TIMEOUT_MS, ...(dns.servers ? { servers: dns.servers } : {}) };
+  }
+
   /**
    * Resolves the URL's host to every address it has and checks each one, so that the caller
    * connects only to addresses that passed: checking one lookup and connecting after another
@@ -113,7 +127,11 @@ export class EgressPolicy {
     const host = bareHost(url);
     const family = isIP(host);
     const addresses: ResolvedAddress[] =
-      family !== 0 ? [{ address: host, family }] : await abortable(lookup(host, { all: true }), opts.signal);
+      family !== 0
+        ? [{ address: host, family }]
+        : opts.reach === 'named'
+          ? await lookupConfiguredHost(host, this.dns, opts.signal)
+          : await resolveJobHost(host, this.dns, opts.signal);
     if (!opts.mayBeInternal) {
       for (const a of addresses) {
         const range = forbiddenRange(a.address);
@@ -122,20 +140,4 @@ export class EgressPolicy {
     }
     return addresses;
   }
-}
-
-export interface ResolvedAddress {
-  address: string;
-  family: number;
-}
-
-/** Settles with `promise`, or rejects with the signal's reason as soon as it aborts. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }

@@ -33,6 +33,10 @@ export interface HttpHandlerSettings {
   readonly types: Readonly<Record<string, HttpTypeSettings>>;
   /** Deadline of one delivery, DNS and redirects included. */
   readonly timeoutMs: number;
+  /** Deadline of one name resolution (default 3 s). */
+  readonly dnsTimeoutMs?: number;
+  /** DNS servers for hosts only a job named (`ip` or `ip:port`); the system's by default. */
+  readonly dnsServers?: readonly string[];
   /** Origin (`https://api.example.com`) → secret, `whsec_<base64>` or raw; used for sends to that origin by types that name it. */
   readonly signingSecrets?: Readonly<Record<string, string>>;
   /** 307/308 redirects followed per delivery (default 3). */
@@ -201,6 +205,8 @@ export const httpHandlerEnv = {
   ),
   /** Deadline of one delivery: DNS, connecting, redirects and reading the answer. */
   HTTP_TIMEOUT: duration('10s', { min: 10, max: MAX_TIMER_MS }),
+  /** Deadline of one name resolution, within HTTP_TIMEOUT. */
+  HTTP_DNS_TIMEOUT: duration('3s', { min: 10, max: MAX_TIMER_MS }),
   /** Legacy: one secret for the fixed targets' origins; refused while a type takes envelope URLs. */
   HTTP_SIGNING_SECRET: secret(),
   /** Per-origin secrets: JSON `{ "https://api.example.com": "whsec_…" }`. */
@@ -373,6 +379,7 @@ export function httpHandlerSettingsFrom(env: Readonly<HttpHandlerEnv>): HttpHand
   return {
     types: Object.fromEntries([...types].map(([type, t]) => [type, t.rule])),
     timeoutMs: env.HTTP_TIMEOUT,
+    dnsTimeoutMs: env.HTTP_DNS_TIMEOUT,
     signingSecrets,
   };
 }

@@ -100,10 +100,10 @@ export async function deliver(delivery: Delivery, opts: DeliveryOptions): Promis
   let from: URL | undefined;
   for (let hop = 0; ; hop++) {
     // A URL the type does not send to is refused before anything is resolved, sent or signed.
-    opts.route.check(url, from);
+    const reach = opts.route.check(url, from);
     let answer: Answer;
     try {
-      const addresses = await opts.policy.resolve(url, { mayBeInternal: opts.route.mayBeInternal(url), signal });
+      const addresses = await opts.policy.resolve(url, { mayBeInternal: opts.route.mayBeInternal(url), reach, signal });
       answer = await send(url, addresses, delivery.headersFor(url, hop), delivery.body, signal, opts);
     } catch (err) {
       if (opts.signal.aborted) throw jobAbortReason(opts.signal);

@@ -14,6 +14,7 @@ export {
   type HttpHandlerEnv,
   type HttpHandlerSettings,
 } from './http-config.js';
+export { DnsError } from './dns.js';
 export { HttpNetworkError, HttpTimeoutError } from './http-delivery.js';
 export { ANY_PUBLIC_ORIGIN, DisallowedUrlError, HttpRoute, type HttpTypeSettings } from './http-routes.js';
 export { signWebhook, verifyWebhookSignature } from './webhook-signature.js';
@@ -138,7 +139,10 @@ interface HandlerRuntime {
 function runtimeOf(settings: HttpHandlerSettings): HandlerRuntime {
   return {
     settings,
-    policy: new EgressPolicy(),
+    policy: new EgressPolicy({
+      ...(settings.dnsTimeoutMs !== undefined ? { timeoutMs: settings.dnsTimeoutMs } : {}),
+      ...(settings.dnsServers ? { servers: settings.dnsServers } : {}),
+    }),
     agents: createDeliveryAgents(),
     keysByOrigin: new Map(
       Object.entries(settings.signingSecrets ?? {}).map(([origin, s]) => [new URL(origin).origin, signingKey(s)]),
