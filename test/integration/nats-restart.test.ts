@@ -26,11 +26,11 @@ const ran = (id: unknown) =>
     .filter(Boolean)
     .some((l) => (JSON.parse(l) as { id: string }).id === id);
 
-async function submit(n: number) {
+async function submit(n: number, type = 'record') {
   const res = await fetch(`http://127.0.0.1:${intakePort}/v1/jobs`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ type: 'record', payload: { n } }),
+    body: JSON.stringify({ type, payload: { n } }),
   });
   return {
     status: res.status,
@@ -73,6 +73,11 @@ describe('a NATS restart', () => {
     const during = await submit(2);
     expect(during.status).toBe(503);
     expect(during.retryAfter).toBe('1');
+    // A type intake has not seen makes it read the served types again, which fails too: the
+    // same 503 and Retry-After, not a 500.
+    const unseen = await submit(2, 'not-seen-yet');
+    expect(unseen.status).toBe(503);
+    expect(unseen.retryAfter).toBe('1');
     const ready = await fetch(`http://127.0.0.1:${intakePort}/readyz`);
     expect(ready.status).toBe(503);
 

@@ -93,7 +93,20 @@ export function createSubmitter(deps: SubmitterDeps) {
     }
     const priority = req.priority ?? 'normal';
     const subject = deps.topology.jobSubject(priority, req.type);
-    if (!(await deps.directory.serves(subject))) {
+    let served: boolean;
+    try {
+      served = await deps.directory.serves(subject);
+    } catch (err) {
+      // NATS unreachable while the list of served types needs reading: the same answer as a
+      // publish that JetStream did not acknowledge, so producers retry.
+      throw new HttpError(
+        503,
+        'NOT_ACCEPTED',
+        `the job was not accepted, retry later: JetStream is not reachable (${(err as Error).message})`,
+        { 'retry-after': '1' },
+      );
+    }
+    if (!served) {
       throw new HttpError(
         422,
         'NO_WORKER',
