@@ -1,7 +1,7 @@
 import { jetstream } from '@nats-io/jetstream';
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/nats-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Topology } from '@redrive/messaging';
+import { msgIds, Topology } from '@redrive/messaging';
 import { firstFire, parseRepeatSpec } from '@redrive/recurrence';
 import {
   connectTestClient,
@@ -292,15 +292,22 @@ describe('long retries handed off by the worker', () => {
     h.set('Redrive-Original-Subject', topology.jobSubject('normal', 'tick'));
     await jetstream(nc).publish(topology.scheduleSubject('retry'), JSON.stringify({ n: 'retry' }), {
       headers: h,
-      msgID: `retry:${jobId}:2`,
+      msgID: msgIds.handOff(jobId, '', 2),
     });
     const run = await waitFor(() => runs((r) => r.id === jobId)[0], { timeoutMs: 8_000, what: 'the retried run' });
     expect(run.attempt).toBe(3);
     expect(run.headerAttempt).toBe('2');
     expect(run.payload).toEqual({ n: 'retry' });
     expect(run.at).toBeGreaterThanOrEqual(due.getTime());
-    expect(run.at).toBeLessThan(due.getTime() + 500);
-    const view = await api('GET', `/v1/schedules/${run.scheduleId!}`);
+    // The fire is published before its row is advanced (a crash in between fires it again under
+    // the same message id): the job can run before the schedule says completed.
+    const view = await waitFor(
+      async () => {
+        const v = await api('GET', `/v1/schedules/${run.scheduleId!}`);
+        return v.body.status === 'completed' ? v : undefined;
+      },
+      { what: 'the retry schedule to complete' },
+    );
     expect(view.body).toMatchObject({ kind: 'retry', status: 'completed', jobId, attempt: 2, fireCount: 1 });
     await sleep(500);
     expect(runs((r) => r.id === jobId)).toHaveLength(1);
