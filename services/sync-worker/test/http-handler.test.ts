@@ -346,6 +346,23 @@ describe('http handler: where each type may send, and with which secret', () => 
     expect(signingKeyFor(billing, new URL('https://named.example.com/x'), keys)).toBeUndefined();
   });
 
+  it('lets only an internal origin redirect to an internal origin', () => {
+    const route = new HttpRoute('hooks', {
+      origins: [ANY_PUBLIC_ORIGIN, 'https://partner.example.com'],
+      internalOrigins: ['http://10.0.0.8:8080', 'http://10.0.0.9:8080'],
+    });
+    const internal = new URL('http://10.0.0.8:8080/admin');
+    expect(route.check(internal)).toBe('named');
+    expect(route.check(internal, new URL('http://10.0.0.9:8080/old'))).toBe('named');
+    for (const from of ['https://partner.example.com/hook', 'https://anyone.example.net/']) {
+      expect(() => route.check(internal, new URL(from))).toThrow(DisallowedUrlError);
+      expect(() => route.check(internal, new URL(from))).toThrow(
+        /only a redirect from another of its internal origins/,
+      );
+    }
+    expect(route.check(new URL('https://partner.example.com/b'), internal)).toBe('named');
+  });
+
   it('refuses settings that would let a type send where it was not configured to', () => {
     const cases: [HttpTypeSettings, RegExp][] = [
       [{ target: 'https://a.example.com/', origins: ['https://b.example.com'] }, /one or the other/],

@@ -160,6 +160,15 @@ export class HttpRoute {
    */
   check(url: URL, from?: URL): Reach {
     const reach = this.reach(url);
+    // A receiver on the internet must not be able to bounce a delivery into the network behind
+    // the worker: only an internal origin may redirect to another internal one.
+    if (reach && from && this.mayBeInternal(url) && !this.mayBeInternal(from)) {
+      throw new DisallowedUrlError(
+        `${from.origin} redirected to ${url.origin}, an internal origin of job type "${this.type}"; ` +
+          'only a redirect from another of its internal origins may lead there',
+        'url',
+      );
+    }
     if (reach) return reach;
     const where = from
       ? `${from.origin} redirected to ${url.origin}, which job type "${this.type}" does not send to`
