@@ -9,7 +9,13 @@ export default defineConfig({
   resolve: { conditions },
   ssr: { resolve: { conditions, externalConditions: conditions } },
   test: {
-    include: ['libs/*/test/**/*.test.ts', 'services/*/test/**/*.test.ts', 'test/integration/**/*.test.ts'],
+    // test/lifecycle runs here at a CI-sized count (300 generated jobs); `pnpm test:lifecycle` runs 2,000.
+    include: [
+      'libs/*/test/**/*.test.ts',
+      'services/*/test/**/*.test.ts',
+      'test/integration/**/*.test.ts',
+      'test/lifecycle/**/*.test.ts',
+    ],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
