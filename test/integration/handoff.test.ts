@@ -260,4 +260,42 @@ describe('retries through the retry-scheduler', () => {
       expect(await events('retry.scheduled', jobId)).toHaveLength(0);
     });
   });
+
+  it('dead-letters a job with a malformed header under the job id it gave', async () => {
+    const jobId = `malformed-${prefix}`;
+    const h = createHeaders();
+    h.set(H.jobId, jobId);
+    h.set(H.maxAttempts, 'three');
+    await jetstream(nc).publish(topology.jobSubject('normal', 'status'), JSON.stringify({ status: 200 }), {
+      headers: h,
+    });
+    const dl = await deadLetterOf(jobId);
+    expect(dl).toMatchObject({ reason: 'non_retryable' });
+    expect(runs(jobId)).toHaveLength(0);
+  });
+
+  it('hands a job whose Redrive-Not-Before is far off to the scheduler instead of holding it', async () => {
+    const jobId = `not-before-${prefix}`;
+    const h = createHeaders();
+    h.set(H.jobId, jobId);
+    h.set(H.notBefore, new Date(Date.now() + 3_600_000).toISOString());
+    await jetstream(nc).publish(topology.jobSubject('normal', 'status'), JSON.stringify({ status: 200 }), {
+      headers: h,
+    });
+    const scheduler = createSchedulerClient(nc, topology);
+    const page = await waitFor(
+      async () => {
+        const p = await scheduler.list({ status: 'active', kind: 'retry' });
+        return p.schedules.some((v) => v.jobId === jobId) ? p : undefined;
+      },
+      { what: 'the job to wait with the scheduler' },
+    );
+    const view = page.schedules.find((v) => v.jobId === jobId)!;
+    // It waits without using an attempt, and without an ack-pending slot on the consumer.
+    expect(view.attempt).toBe(0);
+    const consumer = await jsm.consumers.info(topology.streams.jobs, topology.workerConsumerName('normal', 'status'));
+    expect(consumer.num_ack_pending).toBe(0);
+    expect(runs(jobId)).toHaveLength(0);
+    await scheduler.cancel(view.id);
+  });
 });
