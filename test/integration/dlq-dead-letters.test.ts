@@ -2,7 +2,7 @@ import { AckPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@
 import type { NatsConnection } from '@nats-io/nats-core';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEventPublisher, publishJob, Topology } from '@redrive/messaging';
+import { createEventPublisher, publishJob, serveJobTypes, Topology } from '@redrive/messaging';
 import {
   connectTestClient,
   consumersSettled,
@@ -116,6 +116,8 @@ async function replayAdvisory(kind: 'MAX_DELIVERIES' | 'MSG_TERMINATED', seq: nu
  */
 async function exhaustDeliveries(type: string): Promise<{ jobId: string; seq: number }> {
   const name = topology.workerConsumerName('normal', type);
+  // No worker serves this type: JOBS captures its subjects for this consumer alone.
+  await serveJobTypes(jsm, topology, [type]);
   await jsm.consumers.add(topology.streams.jobs, {
     durable_name: name,
     filter_subject: topology.jobSubject('normal', type),
@@ -276,6 +278,7 @@ describe('a job the server gave up on (max deliveries)', () => {
 
   it('records a job whose original is already gone, with reason and pointer and the payload marked unavailable', async () => {
     const name = topology.workerConsumerName('normal', 'vanished');
+    await serveJobTypes(jsm, topology, ['vanished']);
     await jsm.consumers.add(topology.streams.jobs, {
       durable_name: name,
       filter_subject: topology.jobSubject('normal', 'vanished'),

@@ -40,3 +40,20 @@ export function decideFailure(policy: RetryPolicy, f: FailureFacts): Decision {
   }
   return { kind: 'nak', delayMs, errorClass };
 }
+
+/** What becomes of a job whose earlier runs died with their worker (they started and never ended). */
+export type CrashDecision =
+  { kind: 'run' } | { kind: 'stagger' } | { kind: 'deadLetter'; reason: 'retries_exhausted'; errorClass: 'crash' };
+
+/**
+ * Decides a redelivered job's fate from the runs of it that died with their worker; pure. After
+ * `maxCrashes` such deaths it is dead-lettered instead of killing another worker (max_deliver
+ * stays high for jobs that were merely unlucky). Before that, a suspect (one death or more) waits
+ * a random moment first, once: jobs redelivered together with a poison job would otherwise die
+ * with it every time and be counted as poison themselves; staggered, the poison job dies alone.
+ */
+export function decideCrash(crashed: number, maxCrashes: number, staggered: boolean): CrashDecision {
+  if (crashed >= maxCrashes) return { kind: 'deadLetter', reason: 'retries_exhausted', errorClass: 'crash' };
+  if (crashed >= 1 && !staggered) return { kind: 'stagger' };
+  return { kind: 'run' };
+}

@@ -10,4 +10,4 @@ export {
 } from './classes.js';
 export { classify, parseRetryAfter, type Classification } from './classify.js';
 export { backoffDelay } from './backoff.js';
-export { decideFailure, type Decision, type FailureFacts } from './decide.js';
+export { decideCrash, decideFailure, type CrashDecision, type Decision, type FailureFacts } from './decide.js';

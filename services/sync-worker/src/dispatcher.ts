@@ -1,23 +1,18 @@
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { type Deadline, type Logger, within } from '@redrive/lifecycle';
 import {
-  createUuidV7,
-  deadLetteredEventId,
   fallbackJobId,
-  headersToObject,
   jobIdOf,
   readJobHeaders,
-  requestStopRepeat,
   type EventInput,
   type EventPublisher,
   type JobHeaders,
   type Priority,
   type Topology,
 } from '@redrive/messaging';
-import { classify, decideFailure, type Decision, type RetryPolicy } from '@redrive/retry-policy';
-import { JobTimeoutError, ValidationError, type HandlerDefinition, type Job, type JobContext } from '@redrive/sdk';
+import { classify, type RetryPolicy } from '@redrive/retry-policy';
+import { ValidationError, type HandlerDefinition } from '@redrive/sdk';
 import {
-  context,
   ensureTraceContext,
   extractTraceContext,
   SpanKind,
@@ -26,10 +21,17 @@ import {
   traceIdOf,
   tracer,
 } from '@redrive/telemetry';
+import { crashFailure, createCarrier, type Run } from './carry.js';
+import { createSuccess } from './success.js';
+import { DeliveryTracker, type Delivery } from './deliveries.js';
+import { fateBeforeRun, fateOfFailure, fateOfLimit, fateOfNotBefore, type FateRules } from './fate.js';
+import { createJobContext, jobOf, runHandler } from './job-context.js';
 import { LaneSlots } from './lanes.js';
+import { createLimits } from './limits.js';
 import type { WorkerMetrics } from './metrics.js';
-import { createOutcomes, TooLargeToForwardError } from './outcomes.js';
+import { createOutcomes } from './outcomes.js';
 import type { CompletionsPort, GuardsPort, RateLimit, StepsPort } from './ports.js';
+import { lifeField, resendSuccess } from './terminal-events.js';
 
 export interface DispatcherDeps {
   js: JetStreamClient;
@@ -43,9 +45,9 @@ export interface DispatcherDeps {
   ackWaitMs: number;
   jobTimeoutMs: number;
   policy: RetryPolicy;
-  /** Retry delays above this leave the consumer for the retry-scheduler. */
+  /** Waits (retries, Not-Before, limits) above this leave the consumer for the retry-scheduler. */
   handoffThresholdMs: number;
-  /** Retry delays up to this are timed by the worker, then NAKed for immediate redelivery. */
+  /** Waits up to this are timed by the worker, holding the message. */
   localDelayMaxMs: number;
   events: EventPublisher;
   /** The server's max_payload: what leaves the consumer (a hand-off, a dead letter) must fit in it. */
@@ -64,150 +66,66 @@ export interface DispatcherDeps {
   now?: () => number;
 }
 
-/** One message this worker holds: running, or waiting on a timer before it goes back. */
-interface Delivery {
-  msg: JsMsg;
-  lane: Priority;
-  type: string;
-  abort: AbortController;
-  /** Set once the message has been acked, naked or termed: it must never be answered twice. */
-  settled: boolean;
-  done: Promise<void>;
-  holder: string;
-  /** Set once a suspect (an earlier run of it died) was held back a random moment before running. */
-  staggered?: boolean;
-}
-
-interface Held {
-  delivery: Delivery;
-  dueAt: number;
-  timer: NodeJS.Timeout;
-  keepalive: NodeJS.Timeout;
-  then: 'nak' | 'rerun';
-}
-
-const decoder = new TextDecoder();
-
 // At shutdown a message is handed back with a short NAK delay rather than none: an immediate
 // redelivery can land on this worker's own pull requests before they are gone, and would then
 // sit unacknowledged for a whole ack wait. After this delay the process has left.
 const HAND_BACK_DELAY_MS = 1_000;
-
-/** The success event of an idempotency-keyed job: one id, whichever run sends it. */
-const succeededEventId = (jobId: string) => `succeeded:${jobId}`;
-
-/** The job's life on its lifecycle events, so the audit trail orders a redriven job's lives. */
-const lifeField = (meta: JobHeaders) => (meta.life ? { life: meta.life } : {});
-
 /** A suspect job (an earlier run died with its worker) waits up to this long before running. */
 const SUSPECT_STAGGER_MS = 2_000;
-
 /** How long the runs of a job that never ended are remembered. */
 const RUN_COUNT_TTL_MS = 24 * 3_600_000;
-
 /** A run still going after this gets an attempt.started event of its own. */
 const STARTED_EVENT_AFTER_MS = 1_000;
 
-function parsePayload(raw: Uint8Array): unknown {
-  if (raw.byteLength === 0) return null;
-  try {
-    return JSON.parse(decoder.decode(raw));
-  } catch (err) {
-    throw new ValidationError(`the job body is not JSON: ${(err as Error).message}`, '');
-  }
-}
-
 /**
  * Pulls jobs from the durable consumers of its types, in every priority lane, runs them with
- * bounded concurrency, and decides each failure's fate with the retry policy: NAK with a
- * delay, hand-off to the retry-scheduler, or dead-letter. `stop` stops pulling, lets running
- * jobs finish until the deadline, and hands back (NAKs) everything it still holds.
+ * bounded concurrency, and carries out each delivery's fate (fate.ts): run, wait here, NAK with
+ * a delay, hand off to the retry-scheduler, dead-letter, or skip. `stop` stops pulling, lets
+ * running jobs finish until the deadline, and hands back (NAKs) everything it still holds.
  */
 export function createDispatcher(deps: DispatcherDeps) {
   const { logger, metrics, topology } = deps;
   const now = deps.now ?? Date.now;
+  const rules: FateRules = {
+    localDelayMaxMs: deps.localDelayMaxMs,
+    handoffThresholdMs: deps.handoffThresholdMs,
+    maxCrashes: deps.maxCrashes,
+    suspectStaggerMs: SUSPECT_STAGGER_MS,
+  };
   const slots = new LaneSlots(deps.concurrency, deps.lowLaneEvery);
+  const tracker = new DeliveryTracker(Math.max(500, Math.floor(deps.ackWaitMs / 2)), now);
   const running = new Set<Delivery>();
-  const held = new Set<Held>();
-  // Stream sequences this worker holds. nats-server 2.9 can deliver one message twice at once
-  // (after a NAK of the last message delivered to a pull request that ended); the copy that
-  // arrives while the first is held here is ignored, and the first one's ack settles both.
-  const holding = new Set<number>();
   const streams: ConsumerMessages[] = [];
   const loops: Promise<void>[] = [];
   const outcomes = createOutcomes({ js: deps.js, topology, maxPayload: deps.maxPayload });
-  const keepaliveMs = Math.max(500, Math.floor(deps.ackWaitMs / 2));
-  // A success event's id is fixed before its first publish, so a publish tried again keeps it.
-  const newEventId = createUuidV7();
+  const heldBackFor = createLimits(deps);
+  const succeed = createSuccess({ ...deps, tracker });
+  const carry = createCarrier({
+    tracker,
+    outcomes,
+    metrics,
+    topology,
+    handoffThresholdMs: deps.handoffThresholdMs,
+    rerun,
+    stopping: () => stopping,
+  });
   let stopping = false;
   let seq = 0;
 
-  function settle(d: Delivery, how: 'ack' | 'nak' | 'term', arg?: number | string): boolean {
-    if (d.settled) return false;
-    d.settled = true;
-    holding.delete(d.msg.seq);
-    if (how === 'ack') d.msg.ack();
-    else if (how === 'nak') d.msg.nak(arg as number | undefined);
-    // No reason: nats-server 2.9 silently ignores "+TERM <reason>" and leaves the message pending.
-    else d.msg.term();
-    return true;
+  const settle = (d: Delivery, how: 'ack' | 'nak' | 'term', delayMs?: number) => tracker.settle(d, how, delayMs);
+
+  function start(d: Delivery): void {
+    running.add(d);
+    metrics.inFlight.set(running.size);
+    d.done = execute(d).finally(() => {
+      running.delete(d);
+      metrics.inFlight.set(running.size);
+      metrics.held.set(tracker.waiting);
+      slots.release();
+    });
   }
 
-  /**
-   * Keeps a message and acts on it after `ms`: `nak` hands it back for immediate redelivery
-   * (a retry), `rerun` runs it again here (a job held back by a limit, which must not use up
-   * an attempt). The message keeps its ack-pending slot meanwhile, and in-progress acks keep
-   * the server from redelivering it.
-   */
-  function hold(d: Delivery, ms: number, then: Held['then']): void {
-    const h: Held = {
-      delivery: d,
-      dueAt: now() + ms,
-      then,
-      keepalive: setInterval(() => d.msg.working(), keepaliveMs),
-      timer: setTimeout(() => {
-        held.delete(h);
-        clearInterval(h.keepalive);
-        if (stopping) return;
-        if (then === 'nak') settle(d, 'nak');
-        else void rerun(d);
-      }, ms),
-    };
-    d.msg.working();
-    held.add(h);
-    metrics.held.set(held.size);
-  }
-
-  /**
-   * A job that is not due yet (Redrive-Not-Before) waits without using an attempt: here for a
-   * short wait, as a NAK delay for a middling one, and with the retry-scheduler for a long one,
-   * since a NAKed message keeps its ack-pending slot until it comes back and enough of them would
-   * stall the lane. The hand-off carries no Not-Before: the scheduler publishes it when due.
-   */
-  async function waitUntilDue(
-    d: Delivery,
-    meta: JobHeaders,
-    attemptsMade: number,
-    due: Date,
-    log: Logger,
-  ): Promise<void> {
-    const wait = due.getTime() - now();
-    log.debug({ waitMs: wait }, 'job not due yet');
-    if (wait <= deps.localDelayMaxMs) return hold(d, wait, 'rerun');
-    if (wait <= deps.handoffThresholdMs) {
-      settle(d, 'nak', wait);
-      return;
-    }
-    try {
-      await outcomes.handOff(d.msg, meta, attemptsMade, due);
-    } catch (err) {
-      settle(d, 'nak', err instanceof TooLargeToForwardError ? wait : deps.handoffThresholdMs);
-      log.warn({ err }, 'hand-off of a job not yet due failed; NAKed instead');
-      return;
-    }
-    settle(d, 'ack');
-  }
-
+  /** Runs a delivery again here once it has a slot (after a wait that used no attempt). */
   async function rerun(d: Delivery): Promise<void> {
     const granted = await slots.acquire(d.lane);
     if (!granted || stopping) {
@@ -216,113 +134,6 @@ export function createDispatcher(deps: DispatcherDeps) {
       return;
     }
     start(d);
-  }
-
-  function start(d: Delivery): void {
-    running.add(d);
-    metrics.inFlight.set(running.size);
-    d.done = execute(d).finally(() => {
-      running.delete(d);
-      metrics.inFlight.set(running.size);
-      metrics.held.set(held.size);
-      slots.release();
-    });
-  }
-
-  /** Limits that hold a job back; undefined when it may run now. */
-  async function heldBackFor(
-    job: Job,
-    handler: HandlerDefinition,
-    d: Delivery,
-  ): Promise<{ ms: number; release?: () => Promise<void> } | undefined> {
-    const guards = deps.guards;
-    if (!guards) return undefined;
-    let release: (() => Promise<void>) | undefined;
-    const cc = handler.concurrency;
-    const key = cc?.key(job);
-    if (cc && key) {
-      const ckey = `${job.type}:${key}`;
-      const lease = Math.max(deps.ackWaitMs, (handler.timeoutMs ?? deps.jobTimeoutMs) + 5_000);
-      const got = await guards.concurrency.acquire(ckey, cc.limit, d.holder, lease);
-      if (!got.acquired) return { ms: got.retryInMs };
-      release = () => guards.concurrency.release(ckey, d.holder);
-    }
-    const buckets = [job.type, ...(handler.rateLimitKeys?.(job) ?? [])];
-    for (const bucket of buckets) {
-      const limit = deps.rateLimits?.[bucket];
-      if (!limit) continue;
-      const t = await guards.rateLimit.take(bucket, limit.perSecond, limit.burst);
-      if (!t.allowed) {
-        await release?.();
-        return { ms: t.retryInMs };
-      }
-    }
-    return release ? { ms: 0, release } : undefined;
-  }
-
-  /**
-   * Publishes a job's success, trying again until JetStream stores it: a job is acked only once
-   * its outcome is in the audit trail, and is kept meanwhile (in-progress acks). The event keeps
-   * its id across tries, so a PubAck lost after a store does not make two successes. False when
-   * the job was handed back at shutdown before the event was stored.
-   */
-  async function storeTerminalEvent(d: Delivery, e: EventInput & { id: string }, log: Logger): Promise<boolean> {
-    const keepalive = setInterval(() => {
-      if (!d.settled) d.msg.working();
-    }, keepaliveMs);
-    try {
-      for (let delay = 250; ; delay = Math.min(delay * 2, 5_000)) {
-        try {
-          await deps.events.publish(e);
-          return true;
-        } catch (err) {
-          if (d.settled) return false;
-          log.warn({ err, kind: e.kind, retryInMs: delay }, 'event not stored; the job is kept until it is');
-          await new Promise((r) => setTimeout(r, delay));
-          if (d.settled) return false;
-        }
-      }
-    } finally {
-      clearInterval(keepalive);
-    }
-  }
-
-  /**
-   * Sends a keyed job's recorded success (its attempt and time) again under its fixed id, in
-   * case the run that recorded it died before sending it; the audit trail keeps it once.
-   */
-  function resendSuccess(
-    d: Delivery,
-    meta: JobHeaders,
-    recorded: { attempt: number; at: string },
-    traceId: string,
-    log: Logger,
-  ): Promise<boolean> {
-    const event = {
-      kind: 'attempt.succeeded',
-      id: succeededEventId(meta.jobId),
-      jobId: meta.jobId,
-      type: d.type,
-      attempt: recorded.attempt,
-      traceId,
-      at: new Date(recorded.at),
-      ...lifeField(meta),
-    } as const;
-    return storeTerminalEvent(d, event, log);
-  }
-
-  /** Acks a job that must not run (or count) again, and says why in the audit trail. */
-  async function skip(
-    d: Delivery,
-    meta: JobHeaders,
-    attempt: number,
-    traceId: string,
-    reason: 'already_completed' | 'completed_by_another_run',
-    emit: (e: EventInput) => Promise<unknown>,
-  ): Promise<void> {
-    settle(d, 'ack');
-    metrics.processed.inc({ type: d.type, outcome: 'skipped' });
-    await emit({ kind: 'job.skipped', jobId: meta.jobId, type: d.type, attempt, traceId, reason, ...lifeField(meta) });
   }
 
   async function execute(d: Delivery): Promise<void> {
@@ -343,9 +154,8 @@ export function createDispatcher(deps: DispatcherDeps) {
       pending.push(p);
       return p;
     };
-    // One child logger per delivery (each one serializes its bindings): made once the headers
-    // are read, or in the catch below, with the fallback id, when reading them failed.
-    let log: Logger | undefined;
+    // One child logger per delivery (each one serializes its bindings).
+    let log: Logger = logger;
     let release: (() => Promise<void>) | undefined;
     let runCounted = false;
     const span = tracer().startSpan(
@@ -363,22 +173,13 @@ export function createDispatcher(deps: DispatcherDeps) {
       attempt = meta.attempt + m.info.deliveryCount;
       log = logger.child({ jobId: meta.jobId, traceId, type: d.type, attempt });
       span.setAttributes({ 'redrive.job.id': meta.jobId, 'redrive.job.attempt': attempt });
+      const run: Run = { meta, attempt, traceId, log, emit };
 
-      if (meta.notBefore && meta.notBefore.getTime() > now()) {
-        await waitUntilDue(d, meta, attempt - 1, meta.notBefore, log);
-        return;
-      }
+      const due = fateOfNotBefore(meta.notBefore, attempt, now(), rules);
+      if (due.kind !== 'run') return await carry(d, due, run);
       const handler = deps.handlers.get(d.type);
       if (!handler) throw new ValidationError(`no handler for job type "${d.type}"`);
-      const job: Job = {
-        id: meta.jobId,
-        type: d.type,
-        priority: d.lane,
-        attempt,
-        payload: parsePayload(m.data),
-        raw: m.data,
-        headers: headersToObject(m.headers),
-      };
+      const job = jobOf(d, meta, attempt);
 
       // A keyed job's completion is recorded durably in NATS; any other job's in Redis, which
       // is fast but fails open (a lost ack during a Redis outage can then run a job twice).
@@ -386,57 +187,36 @@ export function createDispatcher(deps: DispatcherDeps) {
       const record = keyed ? await deps.completions!.get(meta.jobId) : undefined;
       // One Redis call: did an earlier run complete the job (a lost ack), and how many of its
       // runs started and never ended (they died with their worker)? The count ends with the run.
-      const run = deps.guards ? await deps.guards.runs.start(meta.jobId, RUN_COUNT_TTL_MS) : undefined;
-      runCounted = run !== undefined;
-      if (record || (!keyed && run?.completed)) {
-        // The handler succeeded before but the ack was lost: do not run it again. A keyed
-        // job's success event has a fixed id, so it is sent again in case the run that
-        // recorded it could not store it; the audit trail keeps it once.
-        if (record) {
-          if (!(await resendSuccess(d, meta, record, traceId, log))) return;
-        }
-        await skip(d, meta, attempt, traceId, 'already_completed', emit);
-        log.info('job already completed, acked without running');
-        return;
+      const counted = deps.guards ? await deps.guards.runs.start(meta.jobId, RUN_COUNT_TTL_MS) : undefined;
+      runCounted = counted !== undefined;
+      const crashed = (counted?.unfinished ?? 0) - 1;
+      const before = fateBeforeRun(
+        { completed: record !== undefined || (!keyed && !!counted?.completed), crashed, staggered: !!d.staggered },
+        rules,
+      );
+      if (before.kind === 'skip' && record) {
+        // The success event of a keyed job has a fixed id: it is sent again in case the run
+        // that recorded it could not store it; the audit trail keeps it once.
+        if (!(await resendSuccess(deps.events, d, meta, record, traceId, log))) return;
       }
-      // A job whose earlier runs never ended killed their workers: after maxCrashes, it is
-      // dead-lettered instead of killing another (max_deliver stays high for unlucky jobs).
-      const crashed = (run?.unfinished ?? 0) - 1;
-      if (crashed >= deps.maxCrashes) {
-        const error = `the job's worker died during ${crashed} of its runs; it is not run again`;
-        const base = {
-          jobId: meta.jobId,
-          type: d.type,
-          attempt,
-          traceId,
-          errorClass: 'crash',
-          error,
-          ...lifeField(meta),
-        };
+      if (before.kind === 'deadLetter') {
         metrics.processed.inc({ type: d.type, outcome: 'dead_lettered' });
-        const decision = { kind: 'deadLetter', reason: 'retries_exhausted', errorClass: 'crash' } as const;
-        await act(d, decision, meta, attempt, base, log, emit, new Error(error));
-        return;
+        return await carry(d, before, { ...run, failure: crashFailure(run, d.type, crashed) });
       }
-      // A job whose earlier run died with its worker is a suspect. Jobs redelivered together
-      // with a poison job would die with it every time and be counted as poison themselves,
-      // so a suspect first waits a random moment (uncounted): the poison job then dies alone,
-      // and its neighbours run before or after it.
-      if (crashed >= 1 && !d.staggered) {
+      if (before.kind === 'hold') {
+        // A suspect's wait is not a run: the count is taken back, and it runs once it is over.
         d.staggered = true;
         await deps.guards!.runs.undo(meta.jobId);
         runCounted = false;
-        hold(d, Math.floor(Math.random() * SUSPECT_STAGGER_MS), 'rerun');
         log.debug({ crashed }, 'an earlier run died with its worker; held back a moment before running');
-        return;
       }
-      const limited = await heldBackFor(job, handler, d);
+      if (before.kind !== 'run') return await carry(d, before, run);
+
+      const limited = await heldBackFor(job, handler, d.holder);
       if (limited && limited.ms > 0) {
         metrics.heldBack.inc({ type: d.type });
-        if (limited.ms <= deps.localDelayMaxMs) hold(d, limited.ms, 'rerun');
-        else settle(d, 'nak', limited.ms);
         log.debug({ waitMs: limited.ms }, 'job held back by a limit');
-        return;
+        return await carry(d, fateOfLimit(limited.ms, attempt, now(), rules), run);
       }
       release = limited?.release;
 
@@ -459,225 +239,63 @@ export function createDispatcher(deps: DispatcherDeps) {
       );
       log.debug({ seq: m.seq, deliveries: m.info.deliveryCount }, 'job started');
       try {
-        await runHandler(d, handler, job, ctx, log, emit);
+        const jobCtx = createJobContext(deps, job, { abort: d.abort, traceId, log, emit });
+        await runHandler(handler, job, jobCtx, d.abort, ctx, handler.timeoutMs ?? deps.jobTimeoutMs);
       } finally {
         clearTimeout(startedTimer);
       }
 
       const durationMs = Math.round(performance.now() - started);
-      if (keyed) {
-        const rec = await deps.completions!.record({ jobId: meta.jobId, attempt, at: new Date().toISOString() });
-        if (!rec.recorded) {
-          // Another run of this job (a redelivery after this worker looked stalled) succeeded
-          // first: its success is the job's one success, this run is recorded as a duplicate.
-          // That run's success event is sent again (same id), in case it died before sending it.
-          const first = rec.existing ?? { attempt, at: new Date().toISOString() };
-          if (!(await resendSuccess(d, meta, first, traceId, log))) return;
-          await skip(d, meta, attempt, traceId, 'completed_by_another_run', emit);
-          log.warn('job ran again after another run had completed it; only the first success counts');
-          return;
-        }
-      }
-      const stored = await storeTerminalEvent(
-        d,
-        {
-          kind: 'attempt.succeeded',
-          id: keyed ? succeededEventId(meta.jobId) : newEventId(),
-          jobId: meta.jobId,
-          type: d.type,
-          attempt,
-          traceId,
-          durationMs,
-          ...lifeField(meta),
-          data: { startedAt: startedAt.toISOString() },
-        },
-        log,
-      );
-      // The Redis marker only after the success is in the audit trail: a worker killed in
-      // between runs the job again (at least once) rather than skip a job with no outcome.
-      if (stored && runCounted) {
-        await deps.guards!.runs.end(meta.jobId, keyed ? undefined : deps.completedTtlMs);
-        runCounted = false;
-      }
-      await Promise.all(pending);
-      if (stored && settle(d, 'ack')) {
-        metrics.processed.inc({ type: d.type, outcome: 'succeeded' });
-        metrics.duration.observe({ type: d.type, outcome: 'succeeded' }, durationMs / 1000);
-        log.info({ ms: durationMs }, 'job succeeded');
-      }
+      ({ runCounted } = await succeed(d, run, { keyed, durationMs, startedAt, pending, runCounted }));
       span.setStatus({ code: SpanStatusCode.OK });
     } catch (err) {
       const durationMs = Math.round(performance.now() - started);
       span.recordException(err as Error);
       span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
       if (d.settled) return; // handed back at shutdown while it ran
-      log ??= logger.child({ jobId: meta.jobId, traceId, type: d.type, attempt });
+      if (log === logger) log = logger.child({ jobId: meta.jobId, traceId, type: d.type, attempt });
       const classification = classify(err, now());
-      const decision = decideFailure(deps.policy, {
-        type: d.type,
-        classification,
-        attempt,
-        maxAttempts: meta.maxAttempts,
-        handoffThresholdMs: deps.handoffThresholdMs,
-        now: now(),
-      });
-      metrics.processed.inc({ type: d.type, outcome: decision.kind === 'deadLetter' ? 'dead_lettered' : 'retried' });
+      const fate = fateOfFailure(
+        deps.policy,
+        { type: d.type, classification, attempt, maxAttempts: meta.maxAttempts, now: now() },
+        rules,
+      );
+      metrics.processed.inc({ type: d.type, outcome: fate.kind === 'deadLetter' ? 'dead_lettered' : 'retried' });
       metrics.duration.observe({ type: d.type, outcome: 'failed' }, durationMs / 1000);
-      const base = {
+      const failure = {
         jobId: meta.jobId,
         type: d.type,
         attempt,
         traceId,
-        errorClass: decision.errorClass,
+        errorClass: fate.errorClass,
         error: classification.message,
         ...lifeField(meta),
       };
       await emit({
         kind: 'attempt.failed',
-        ...base,
+        ...failure,
         durationMs,
-        ...('delayMs' in decision ? { delayMs: decision.delayMs } : {}),
+        ...(fate.delayMs !== undefined ? { delayMs: fate.delayMs } : {}),
       });
-      await act(d, decision, meta, attempt, base, log, emit, err);
+      if (fate.kind !== 'deadLetter')
+        log.warn(
+          { err, errorClass: fate.errorClass, retryInMs: fate.delayMs, fate: fate.kind },
+          'job failed, will retry',
+        );
+      await carry(d, fate, {
+        meta,
+        attempt,
+        traceId,
+        log,
+        emit,
+        failure: { event: failure, err },
+      });
     } finally {
       span.end();
       // The run ended here, whatever its outcome: it was no crash.
       if (runCounted) await deps.guards?.runs.end(meta.jobId);
       await release?.().catch(() => undefined);
       await Promise.all(pending);
-    }
-  }
-
-  async function runHandler(
-    d: Delivery,
-    handler: HandlerDefinition,
-    job: Job,
-    ctx: ReturnType<typeof trace.setSpan>,
-    log: Logger,
-    emit: (e: EventInput) => Promise<unknown>,
-  ): Promise<void> {
-    const timeoutMs = handler.timeoutMs ?? deps.jobTimeoutMs;
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const err = new JobTimeoutError(timeoutMs);
-        d.abort.abort(err);
-        reject(err);
-      }, timeoutMs);
-    });
-    // A run longer than half the ack wait tells the server it is still working, so the job
-    // is not redelivered to another worker while this one is busy with it.
-    const heartbeat = setInterval(() => {
-      if (!d.settled) d.msg.working();
-    }, keepaliveMs);
-    const base = { jobId: job.id, type: job.type, attempt: job.attempt, traceId: traceIdOf(ctx) ?? '' };
-    const jobCtx: JobContext = {
-      // A getter: node makes an AbortController's signal on first use, and most handlers never
-      // look at it (making it was 2.5% of a busy worker's CPU).
-      get signal() {
-        return d.abort.signal;
-      },
-      traceId: base.traceId,
-      log: (message, fields) => {
-        log.info({ ...fields, handlerLog: true }, message);
-        void emit({ kind: 'job.log', ...base, data: { message, ...(fields ? { fields } : {}) } });
-      },
-      progress: (value) => void emit({ kind: 'job.progress', ...base, data: value }),
-      step: async <T>(name: string, fn: () => Promise<T> | T): Promise<T> => {
-        const steps = deps.steps;
-        if (!steps)
-          throw new Error(`ctx.step("${name}") needs DATABASE_URL: step results are checkpointed in Postgres`);
-        const saved = await steps.get(job.id, name);
-        if (saved.found) {
-          log.debug({ step: name }, 'step already completed, using its saved result');
-          return saved.value as T;
-        }
-        const value = await fn();
-        await steps.save(job.id, name, value === undefined ? null : value);
-        return value;
-      },
-      stopRepeat: () =>
-        void requestStopRepeat(deps.js, topology, job.headers).catch((err: unknown) =>
-          log.error({ err }, 'stopRepeat request not stored; the schedule fires again'),
-        ),
-    };
-    try {
-      await context.with(ctx, () =>
-        Promise.race([Promise.resolve().then(() => handler.handle(job, jobCtx)), timedOut]),
-      );
-    } finally {
-      clearTimeout(timer);
-      clearInterval(heartbeat);
-    }
-  }
-
-  async function act(
-    d: Delivery,
-    decision: Decision,
-    meta: JobHeaders,
-    attempt: number,
-    base: Omit<EventInput, 'kind'>,
-    log: Logger,
-    emit: (e: EventInput) => Promise<unknown>,
-    err: unknown,
-  ): Promise<void> {
-    const m = d.msg;
-    switch (decision.kind) {
-      case 'nak':
-        // NAK-delay redelivery gets late under load on nats-server 2.9 (p99 1.8 s at 1,000/s);
-        // short delays are timed here instead and NAKed without delay when due.
-        if (decision.delayMs <= deps.localDelayMaxMs) hold(d, decision.delayMs, 'nak');
-        else settle(d, 'nak', decision.delayMs);
-        log.warn({ err, errorClass: decision.errorClass, retryInMs: decision.delayMs }, 'job failed, will retry');
-        return;
-      case 'handoff':
-        try {
-          await outcomes.handOff(m, meta, attempt, decision.dueAt);
-        } catch (publishErr) {
-          // A job too large to hand off waits its whole delay on the consumer instead; any other
-          // failure (NATS busy, SCHEDULE full) is tried again after the hand-off threshold.
-          const wait = publishErr instanceof TooLargeToForwardError ? decision.delayMs : deps.handoffThresholdMs;
-          settle(d, 'nak', wait);
-          log.error({ err: publishErr, retryInMs: wait }, 'hand-off to the scheduler failed; NAKed instead');
-          return;
-        }
-        await emit({
-          kind: 'retry.scheduled',
-          ...base,
-          delayMs: decision.delayMs,
-          dueAt: decision.dueAt.toISOString(),
-        });
-        settle(d, 'ack');
-        log.warn(
-          { err, errorClass: decision.errorClass, dueAt: decision.dueAt },
-          'job failed, retry handed to the scheduler',
-        );
-        return;
-      case 'deadLetter':
-        try {
-          await outcomes.deadLetter(m, meta, {
-            reason: decision.reason,
-            errorClass: decision.errorClass,
-            error: String(base.error ?? ''),
-            attempts: attempt,
-            type: d.type,
-          });
-        } catch (publishErr) {
-          // Never terminate a job whose dead letter is not stored: try again later.
-          settle(d, 'nak', 5_000);
-          log.error({ err: publishErr }, 'dead-letter publish failed; NAKed to try again');
-          return;
-        }
-        // dlq-manager writes this event too, with the same id, when it records the dead letter.
-        await emit({
-          kind: 'job.dead_lettered',
-          id: deadLetteredEventId(topology.streams.jobs, m.seq, meta.jobId),
-          ...base,
-          reason: decision.reason,
-        });
-        settle(d, 'term');
-        log.error({ err, errorClass: decision.errorClass, reason: decision.reason }, 'job dead-lettered');
-        return;
     }
   }
 
@@ -692,32 +310,26 @@ export function createDispatcher(deps: DispatcherDeps) {
         m.nak(HAND_BACK_DELAY_MS);
         continue;
       }
-      if (holding.has(m.seq)) {
+      if (!tracker.take(m)) {
         metrics.duplicates.inc({ type });
         logger.debug({ seq: m.seq, type }, 'ignored a second delivery of a message already held here');
         continue;
       }
-      holding.add(m.seq);
-      // While this message waits for a slot it is ours: keep its ack timer from running out.
-      const keepalive = setInterval(() => m.working(), keepaliveMs);
+      // While it waits for a slot, the tracker keeps its ack timer from running out.
       const granted = await slots.acquire(lane);
-      clearInterval(keepalive);
       if (!granted || stopping) {
         if (granted) slots.release();
-        holding.delete(m.seq);
+        tracker.drop(m);
         m.nak(HAND_BACK_DELAY_MS);
         continue;
       }
-      start({
-        msg: m,
-        lane,
-        type,
-        abort: new AbortController(),
-        settled: false,
-        done: Promise.resolve(),
-        holder: `${process.pid}:${++seq}`,
-      });
+      start(newDelivery(m, lane, type));
     }
+  }
+
+  function newDelivery(msg: JsMsg, lane: Priority, type: string): Delivery {
+    const holder = `${process.pid}:${++seq}`;
+    return { msg, lane, type, abort: new AbortController(), settled: false, done: Promise.resolve(), holder };
   }
 
   return {
@@ -749,13 +361,9 @@ export function createDispatcher(deps: DispatcherDeps) {
       slots.close();
       await within(Promise.all(streams.map((s) => s.close().catch(() => undefined))), 2_000);
       await within(Promise.allSettled(loops), 2_000);
-      // Jobs waiting on a timer go back now, with what is left of their delay.
-      for (const h of [...held]) {
-        clearTimeout(h.timer);
-        clearInterval(h.keepalive);
-        held.delete(h);
-        settle(h.delivery, 'nak', Math.max(HAND_BACK_DELAY_MS, h.dueAt - now()));
-      }
+      // Jobs waiting on a timer go back now, with what is left of their wait.
+      for (const { delivery, remainingMs } of tracker.cancelWaits())
+        settle(delivery, 'nak', Math.max(HAND_BACK_DELAY_MS, remainingMs));
       const pendingRuns = [...running];
       if (pendingRuns.length > 0) {
         logger.info({ inFlight: pendingRuns.length, graceMs: deadline.remainingMs() }, 'waiting for running jobs');
@@ -767,6 +375,7 @@ export function createDispatcher(deps: DispatcherDeps) {
         settle(r, 'nak', HAND_BACK_DELAY_MS);
       }
       if (unfinished.length > 0) logger.warn({ handedBack: unfinished.length }, 'handed back unfinished jobs');
+      tracker.close();
     },
   };
 }

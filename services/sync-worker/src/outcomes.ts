@@ -96,3 +96,5 @@ export function createOutcomes(deps: { js: JetStreamClient; topology: Topology; 
     },
   };
 }
+
+export type Outcomes = ReturnType<typeof createOutcomes>;
