@@ -21,3 +21,4 @@ export { natsEnv, natsSettingsFrom } from './nats.js';
 export { topologyEnv, topologyOptionsFrom } from './topology.js';
 export { runtimeEnv } from './runtime.js';
 export { serviceEnv, serviceSettingsFrom } from './service.js';
+export { handoffEnv } from './handoff.js';

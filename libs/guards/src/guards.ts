@@ -1,7 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { createCompleted, type Completed } from './completed.js';
 import { createConcurrency, type Concurrency } from './concurrency.js';
 import { createRuns, type Runs } from './runs.js';
 import { Degradation } from './degradation.js';
@@ -9,8 +8,6 @@ import { createRateLimit, type RateLimit } from './rate-limit.js';
 
 /** The Redis-backed features of the worker; each fails open when Redis is unreachable. */
 export interface Guards {
-  /** Idempotency markers of completed jobs. */
-  completed: Completed;
   /** Token buckets shared by all replicas: `ratePerSec` tokens/s, up to `burst`. */
   rateLimit: RateLimit;
   /** At most `limit` holders of `key` at once (e.g. per customer). Leases expire after leaseMs so a crashed worker never blocks a key forever. */
@@ -36,7 +33,6 @@ export interface GuardsOptions {
 export function createGuards(opts: GuardsOptions): Guards {
   const degradation = new Degradation(opts.logger, opts.registry, opts.now ?? Date.now, opts.timeoutMs ?? 1_000);
   return {
-    completed: createCompleted(opts.redis, opts.keyPrefix, degradation, opts.logger),
     rateLimit: createRateLimit(opts.redis, opts.keyPrefix, degradation),
     concurrency: createConcurrency(opts.redis, opts.keyPrefix, degradation),
     runs: createRuns(opts.redis, opts.keyPrefix, degradation),

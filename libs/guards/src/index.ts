@@ -1,6 +1,5 @@
 export { createRedisClient, redisReady } from './client.js';
 export type { AcquireResult, Concurrency } from './concurrency.js';
-export type { Completed } from './completed.js';
 export type { RunStart, Runs } from './runs.js';
 export { DEGRADED_METRIC, type Feature } from './degradation.js';
 export { createGuards, type Guards, type GuardsOptions } from './guards.js';

@@ -27,8 +27,8 @@ describe('guards while their Redis is down', () => {
     expect((await r.guards.rateLimit.take('b', 1, 1)).allowed).toBe(false);
     expect(await r.guards.concurrency.acquire('k', 1, 'h1', 60_000)).toEqual({ acquired: true });
     expect((await r.guards.concurrency.acquire('k', 1, 'h2', 60_000)).acquired).toBe(false);
-    await r.guards.completed.mark('done', 60_000);
-    expect(await r.guards.completed.has('done')).toBe(true);
+    await r.guards.runs.end('done', 60_000);
+    expect((await r.guards.runs.start('done', 60_000)).completed).toBe(true);
   });
 
   it('fails open at once after Redis is killed, counting each feature', async () => {
@@ -36,14 +36,14 @@ describe('guards while their Redis is down', () => {
     // The client notices the closed socket on its own; wait for that rather than race it.
     await sleep(100);
     const before = { rate_limit: await r.degraded('rate_limit'), concurrency: await r.degraded('concurrency') };
-    const completedBefore = await r.degraded('completed');
+    const runsBefore = await r.degraded('runs');
 
     const take = await timed(() => r.guards.rateLimit.take('b', 1, 1));
     const acquire = await timed(() => r.guards.concurrency.acquire('k', 1, 'h2', 60_000));
     const renew = await timed(() => r.guards.concurrency.renew('k', 'h1', 60_000));
     const release = await timed(() => r.guards.concurrency.release('k', 'h1'));
-    const has = await timed(() => r.guards.completed.has('done'));
-    const mark = await timed(() => r.guards.completed.mark('other', 60_000));
+    const has = await timed(async () => (await r.guards.runs.start('done', 60_000)).completed);
+    const mark = await timed(() => r.guards.runs.end('other', 60_000));
 
     expect(take.value).toEqual({ allowed: true });
     expect(acquire.value).toEqual({ acquired: true });
@@ -59,7 +59,7 @@ describe('guards while their Redis is down', () => {
 
     expect(await r.degraded('rate_limit')).toBe(before.rate_limit + 1);
     expect(await r.degraded('concurrency')).toBe(before.concurrency + 3);
-    expect(await r.degraded('completed')).toBe(completedBefore + 2);
+    expect(await r.degraded('runs')).toBe(runsBefore + 2);
   });
 
   it('logs at most one warning per feature per 10 s, however many calls fail', async () => {
@@ -106,9 +106,9 @@ describe('guards while their Redis is down', () => {
     expect((await r.guards.rateLimit.take('b', 1, 1)).allowed).toBe(false);
     expect(await r.guards.concurrency.acquire('k', 1, 'h3', 60_000)).toEqual({ acquired: true });
     expect((await r.guards.concurrency.acquire('k', 1, 'h4', 60_000)).acquired).toBe(false);
-    expect(await r.guards.completed.has('done')).toBe(false);
-    await r.guards.completed.mark('done', 60_000);
-    expect(await r.guards.completed.has('done')).toBe(true);
+    expect((await r.guards.runs.start('done', 60_000)).completed).toBe(false);
+    await r.guards.runs.end('done', 60_000);
+    expect((await r.guards.runs.start('done', 60_000)).completed).toBe(true);
     expect(Date.now() - reconnected).toBeLessThan(1_000);
     expect(r.lines.some((l) => l.msg === 'Redis reconnected')).toBe(true);
     expect(r.lines.some((l) => l.msg === 'Redis available again for rate_limit')).toBe(true);
@@ -119,7 +119,7 @@ describe('guards while their Redis is down', () => {
     try {
       const before = await r.degraded('rate_limit');
       const take = await timed(() => r.guards.rateLimit.take('b', 1, 1));
-      const has = await timed(() => r.guards.completed.has('done'));
+      const has = await timed(async () => (await r.guards.runs.start('done', 60_000)).completed);
       expect(take.value).toEqual({ allowed: true });
       expect(has.value).toBe(false);
       // commandTimeout is 250 ms.
@@ -142,14 +142,14 @@ describe('guards whose Redis was never reachable', () => {
     try {
       const take = await timed(() => r.guards.rateLimit.take('b', 1, 1));
       const acquire = await timed(() => r.guards.concurrency.acquire('k', 1, 'h', 1_000));
-      const has = await timed(() => r.guards.completed.has('x'));
+      const has = await timed(async () => (await r.guards.runs.start('x', 60_000)).completed);
       expect(take.value).toEqual({ allowed: true });
       expect(acquire.value).toEqual({ acquired: true });
       expect(has.value).toBe(false);
       for (const call of [take, acquire, has]) expect(call.ms).toBeLessThan(1_000);
       expect(await r.degraded('rate_limit')).toBe(1);
       expect(await r.degraded('concurrency')).toBe(1);
-      expect(await r.degraded('completed')).toBe(1);
+      expect(await r.degraded('runs')).toBe(1);
     } finally {
       r.redis.disconnect();
     }

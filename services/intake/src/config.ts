@@ -4,8 +4,8 @@ import {
   ConfigError,
   duration,
   freezeConfig,
+  handoffEnv,
   int,
-  MAX_TIMER_MS,
   optStr,
   parseEnv,
   port,
@@ -69,22 +69,30 @@ function apiKeys() {
 
 export const intakeEnv = z.object({
   ...serviceEnv,
-  INTAKE_HOST: str('0.0.0.0'),
-  INTAKE_PORT: port(8080),
+  INTAKE_HOST: str('0.0.0.0').describe('address the API listens on'),
+  INTAKE_PORT: port(8080).describe('port the API listens on'),
   /** Producer API keys and their scopes (see apiKeys); required unless INTAKE_ALLOW_ANONYMOUS. */
-  INTAKE_API_KEYS: apiKeys(),
+  INTAKE_API_KEYS: apiKeys().describe(
+    'producer keys with scopes, JSON `[{"name":"billing","key":"<at least 16 characters>","scopes":["submit"]}]` (scopes `submit`, `schedules:read`, `schedules:cancel`), or comma-separated keys, each with every scope; required unless `INTAKE_ALLOW_ANONYMOUS`',
+  ),
   /** Lets anyone submit jobs, read and cancel schedules, with no key: local development only. */
-  INTAKE_ALLOW_ANONYMOUS: bool(false),
-  INTAKE_MAX_PAYLOAD: bytes(1_048_576),
-  INTAKE_MAX_BATCH: int(500, { min: 1, max: 10_000 }),
-  INTAKE_MAX_BATCH_BYTES: bytes(16 * 1_048_576),
-  INTAKE_PUBLISH_TIMEOUT: duration('5s', { min: 100 }),
+  INTAKE_ALLOW_ANONYMOUS: bool(false).describe(
+    '`true`: no keys, anyone may use every route (local development only); refused while `INTAKE_API_KEYS` lists keys',
+  ),
+  INTAKE_MAX_PAYLOAD: bytes(1_048_576).describe(
+    "largest encoded payload of one job; never more than the server's `max_payload` less 16 KiB",
+  ),
+  INTAKE_MAX_BATCH: int(500, { min: 1, max: 10_000 }).describe('most jobs in one batch (1–10,000)'),
+  INTAKE_MAX_BATCH_BYTES: bytes(16 * 1_048_576).describe('largest batch request body'),
+  INTAKE_PUBLISH_TIMEOUT: duration('5s', { min: 100 }).describe('how long to wait for a PubAck before answering 503'),
   /** How long the list of job types that have a worker is trusted before it is read again. */
-  INTAKE_ROUTES_TTL: duration('5s'),
-  /** Delays longer than this go to the retry-scheduler; shorter ones wait on JOBS (the worker's threshold too). */
-  RETRY_HANDOFF_THRESHOLD: duration('30s', { min: 0, max: MAX_TIMER_MS }),
+  INTAKE_ROUTES_TTL: duration('5s').describe('how long the list of served job types is cached (a miss re-reads it)'),
+  /** Waits longer than this go to the retry-scheduler (shared with the other services: libs/config). */
+  ...handoffEnv,
   /** How long to wait for the retry-scheduler to answer /v1/schedules requests. */
-  INTAKE_SCHEDULER_TIMEOUT: duration('5s', { min: 100 }),
+  INTAKE_SCHEDULER_TIMEOUT: duration('5s', { min: 100 }).describe(
+    'how long `/v1/schedules` waits for the scheduler before answering 503',
+  ),
 });
 
 export function loadIntakeConfig(env: Env = process.env) {
