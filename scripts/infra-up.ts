@@ -2,7 +2,7 @@
 // 127.0.0.1, starting what is missing from the installed binaries with data under .stack/.
 // What it starts keeps running after it exits (CI runs the tests next).
 
-import { ensureInfra, InfraError } from './infra.js';
+import { ensureInfra, InfraError } from './infra/index.js';
 
 try {
   const infra = await ensureInfra({ detached: true });

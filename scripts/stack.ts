@@ -1,6 +1,6 @@
 // `pnpm stack`: the whole system on one machine, in one terminal.
 //
-// Makes sure NATS, Postgres and Redis run (starting what is missing, see infra.ts), starts
+// Makes sure NATS, Postgres and Redis run (starting what is missing, see infra/), starts
 // every service that has a services/<name>/src/main.ts from its TypeScript sources, and
 // prints their JSON logs as one readable, prefixed stream. Ctrl-C (or SIGTERM) stops the
 // services (SIGTERM, up to 30 s to drain, then SIGKILL) and then the infrastructure this
@@ -11,7 +11,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ensureInfra, InfraError, REPO_ROOT, type Infra } from './infra.js';
+import { ensureInfra, InfraError, REPO_ROOT, type Infra } from './infra/index.js';
 
 /**
  * Local only: without producer keys exported (INTAKE_API_KEYS), intake runs anonymous, and

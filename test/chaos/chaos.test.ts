@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureInfra, type Infra } from '../../scripts/infra.js';
+import { ensureInfra, type Infra } from '../../scripts/infra/index.js';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { decodeEvents } from '@redrive/messaging';
 import {
