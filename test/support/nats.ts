@@ -37,13 +37,23 @@ export interface PrivateNats {
   dispose(): Promise<void>;
 }
 
-export async function startNatsServer(opts: { port?: number } = {}): Promise<PrivateNats> {
+/**
+ * Starts one. `config` is a nats-server configuration file (authorization, say) used with the
+ * flags, and `env` what it reads from its environment (the passwords it refers to).
+ */
+export async function startNatsServer(
+  opts: { port?: number; config?: string; env?: Record<string, string> } = {},
+): Promise<PrivateNats> {
   const port = opts.port ?? (await freePort());
   const store = mkdtempSync(join(tmpdir(), 'redrive-nats-'));
   let proc: ChildProcess | undefined;
 
   const start = async () => {
-    proc = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', store], { stdio: 'ignore' });
+    const args = [...(opts.config ? ['-c', opts.config] : []), '-js', '-a', '127.0.0.1', '-p', String(port)];
+    proc = spawn('nats-server', [...args, '-sd', store], {
+      stdio: 'ignore',
+      ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}),
+    });
     await waitForPort(port);
   };
   const stop = async () => {

@@ -8,6 +8,11 @@ export const natsEnv = {
   NATS_PASSWORD: optStr(),
   NATS_TOKEN: optStr(),
   NATS_CREDS_FILE: optStr(),
+  // A file with the user's nkey seed (SU…), e.g. a mounted secret.
+  NATS_NKEY_SEED_FILE: optStr(),
+  // Replies come back under this prefix; each service has its own by default (`_INBOX_<user>`),
+  // which its NATS permissions expect.
+  NATS_INBOX_PREFIX: optStr(),
   NATS_TLS_CA_FILE: optStr(),
   NATS_TLS_CERT_FILE: optStr(),
   NATS_TLS_KEY_FILE: optStr(),
@@ -24,6 +29,8 @@ export function natsSettingsFrom(env: Readonly<NatsEnv>) {
     password: env.NATS_PASSWORD,
     token: env.NATS_TOKEN,
     credsFile: env.NATS_CREDS_FILE,
+    nkeySeedFile: env.NATS_NKEY_SEED_FILE,
+    inboxPrefix: env.NATS_INBOX_PREFIX,
     tls: {
       caFile: env.NATS_TLS_CA_FILE,
       certFile: env.NATS_TLS_CERT_FILE,

@@ -23,6 +23,8 @@ describe('natsSettingsFrom', () => {
       NATS_PASSWORD: 'p',
       NATS_TOKEN: 't',
       NATS_CREDS_FILE: '/etc/nats/user.creds',
+      NATS_NKEY_SEED_FILE: '/etc/nats/user.nk',
+      NATS_INBOX_PREFIX: '_INBOX_me',
       NATS_TLS_CA_FILE: '/ca.pem',
       NATS_TLS_CERT_FILE: '/cert.pem',
       NATS_TLS_KEY_FILE: '/key.pem',
@@ -34,6 +36,8 @@ describe('natsSettingsFrom', () => {
       password: 'p',
       token: 't',
       credsFile: '/etc/nats/user.creds',
+      nkeySeedFile: '/etc/nats/user.nk',
+      inboxPrefix: '_INBOX_me',
       tls: { caFile: '/ca.pem', certFile: '/cert.pem', keyFile: '/key.pem', handshakeFirst: true },
     });
   });

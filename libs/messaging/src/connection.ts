@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { connect } from '@nats-io/transport-node';
-import { credsAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/nats-core';
+import { credsAuthenticator, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
 
 /** How to reach NATS; mirrors the NATS_* environment variables. */
@@ -10,6 +10,14 @@ export interface NatsSettings {
   password?: string | undefined;
   token?: string | undefined;
   credsFile?: string | undefined;
+  /** A file holding the user's nkey seed (`SU…`), for a server that knows the user by its public key. */
+  nkeySeedFile?: string | undefined;
+  /**
+   * The subject prefix of this connection's reply inboxes (`_INBOX` when absent). Each service
+   * has its own (permissions.ts natsInboxPrefix), so its NATS user may subscribe to its own
+   * replies only.
+   */
+  inboxPrefix?: string | undefined;
   tls?:
     | {
         caFile?: string | undefined;
@@ -44,7 +52,11 @@ export function natsConnectionOptions(settings: NatsSettings, name: string): Con
   if (settings.credsFile) {
     const path = settings.credsFile;
     opts.authenticator = credsAuthenticator(() => readFileSync(path));
+  } else if (settings.nkeySeedFile) {
+    const path = settings.nkeySeedFile;
+    opts.authenticator = nkeyAuthenticator(() => new TextEncoder().encode(readFileSync(path, 'utf8').trim()));
   }
+  if (settings.inboxPrefix) opts.inboxPrefix = settings.inboxPrefix;
   const tls = settings.tls;
   if (tls && (tls.caFile || tls.certFile || tls.keyFile || tls.handshakeFirst)) {
     opts.tls = {

@@ -6,7 +6,8 @@ import {
   type StreamConfig,
 } from '@nats-io/jetstream';
 
-export type ProvisionAction = 'created' | 'updated' | 'unchanged';
+/** `kept`: it differs, and this NATS user may not change it (its owner does, permissions.ts). */
+export type ProvisionAction = 'created' | 'updated' | 'unchanged' | 'kept';
 
 export interface ProvisionResult {
   kind: 'stream' | 'consumer';
@@ -38,6 +39,13 @@ const IMMUTABLE_CONSUMER_FIELDS = new Set(['deliver_policy', 'ack_policy', 'dura
 
 function isCode(err: unknown, code: number): boolean {
   return err instanceof JetStreamApiError && err.code === code;
+}
+
+/** True when nats-server refused a publish or subscription for this user's permissions. */
+export function isPermissionViolation(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++)
+    if (e.name === 'PermissionViolationError') return true;
+  return false;
 }
 
 function same(a: unknown, b: unknown): boolean {
@@ -79,13 +87,16 @@ export async function ensureStream(jsm: JetStreamManager, wanted: StreamConfig):
     if (diffs.length === 0) return { kind: 'stream', name: wanted.name, action: 'unchanged', changes: [] };
     const fixed = diffs.find((d) => IMMUTABLE_STREAM_FIELDS.has(d.field));
     if (fixed) throw new TopologyConflictError(`stream ${wanted.name}`, fixed.field, fixed.from, fixed.to);
-    await jsm.streams.update(wanted.name, { ...current, ...wanted });
-    return {
-      kind: 'stream',
-      name: wanted.name,
-      action: 'updated',
-      changes: diffs.map((d) => `${d.field}: ${JSON.stringify(d.from)} → ${JSON.stringify(d.to)}`),
-    };
+    const changes = diffs.map((d) => `${d.field}: ${JSON.stringify(d.from)} → ${JSON.stringify(d.to)}`);
+    try {
+      await jsm.streams.update(wanted.name, { ...current, ...wanted });
+    } catch (err) {
+      // Only the stream's owner may change it (a service's NATS user cannot, say, shrink the
+      // limits of a stream it only writes to): the others use it as it is.
+      if (isPermissionViolation(err)) return { kind: 'stream', name: wanted.name, action: 'kept', changes };
+      throw err;
+    }
+    return { kind: 'stream', name: wanted.name, action: 'updated', changes };
   }
 }
 

@@ -127,6 +127,15 @@ export class Topology {
     return `${this.subjectPrefix}scheduler.${op}`;
   }
 
+  /**
+   * The subject root of dlq-manager's NATS endpoints, `[<prefix>.]dlq-manager` (`<root>.list`,
+   * `<root>.redrive` …): outside every stream (a stream capturing `dlq.>` would swallow requests
+   * under `dlq.`), and under the installation's prefix like every other subject.
+   */
+  get dlqManagerApiRoot(): string {
+    return `${this.subjectPrefix}dlq-manager`;
+  }
+
   /** The durable consumer that serves one job type in one priority lane. */
   workerConsumerName(priority: Priority, type: string): string {
     return `worker-${priority}-${type}`;

@@ -1,6 +1,7 @@
 import {
   JetStreamApiCodes,
   JetStreamApiError,
+  type ConsumerInfo,
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
@@ -15,6 +16,7 @@ import {
   jobIdOf,
   msgIds,
   readAttempt,
+  subjectMatches,
   writeDeadLetterHeaders,
   type DeadLetterReason,
   type MsgHdrs,
@@ -61,6 +63,82 @@ export function parseAdvisory(data: Uint8Array): Advisory | undefined {
     deliveries: typeof a.deliveries === 'number' ? a.deliveries : 0,
   };
 }
+
+/** What an advisory's claim is checked against: the state of the consumer it names. */
+export interface ConsumerState {
+  delivered: { stream_seq: number };
+  ack_floor: { stream_seq: number };
+  num_ack_pending: number;
+  config: Pick<ConsumerInfo['config'], 'max_deliver' | 'filter_subject' | 'filter_subjects'>;
+}
+
+/**
+ * What the named consumer says of an advisory's claim. `refuted`: it cannot be true (no such
+ * consumer, a message that consumer does not deliver or has not delivered yet, fewer deliveries
+ * than its max_deliver), and never will be. `undecided`: the message may still be awaiting its
+ * ack. `confirmed`: the consumer delivered the message and no longer awaits an ack for it.
+ */
+export type ClaimVerdict = { verdict: 'confirmed' } | { verdict: 'refuted' | 'undecided'; why: string };
+
+/**
+ * Checks an advisory against the consumer it names (pure). Advisories are JetStream's pointers,
+ * and anyone who can publish on `$JS.EVENT.ADVISORY.>` could forge one (NATS permissions
+ * forbid every client that, docs/security.md): acted on blindly, a forged MAX_DELIVERIES would
+ * copy a pending job to the DLQ and delete it from JOBS. So nothing is done on a claim the
+ * consumer's own state does not bear out:
+ *
+ * - the consumer exists, and its filter covers the message's subject;
+ * - it has delivered the message (its delivered stream sequence has passed it);
+ * - for MAX_DELIVERIES, it has a max_deliver and the advisory counts at least that many;
+ * - it is no longer waiting for the message's ack: its ack floor has passed it, or nothing at
+ *   all awaits an ack. JetStream says no more per message: a server gives up on a message
+ *   by dropping it from the consumer's pending set (2.12 also moves the ack floor past it);
+ *   on older servers a consumer that is never idle keeps its floor below such a message, and
+ *   the claim stays undecided (and is asked again) until the consumer has a quiet moment.
+ */
+export function judgeClaim(
+  adv: Advisory,
+  consumer: ConsumerState | undefined,
+  originalSubject: string | undefined,
+): ClaimVerdict {
+  const name = `consumer ${adv.consumer || '(none)'} of ${adv.stream}`;
+  if (!consumer) return { verdict: 'refuted', why: `${name} does not exist` };
+  const filters = consumer.config.filter_subjects?.length
+    ? consumer.config.filter_subjects
+    : consumer.config.filter_subject
+      ? [consumer.config.filter_subject]
+      : [];
+  if (originalSubject !== undefined && filters.length > 0 && !filters.some((f) => subjectMatches(f, originalSubject)))
+    return {
+      verdict: 'refuted',
+      why: `${name} does not deliver ${originalSubject} (it filters ${filters.join(', ')})`,
+    };
+  if (consumer.delivered.stream_seq < adv.streamSeq)
+    return {
+      verdict: 'refuted',
+      why: `${name} has not delivered sequence ${adv.streamSeq} (it has delivered up to ${consumer.delivered.stream_seq})`,
+    };
+  if (adv.reason === 'max_deliveries') {
+    const max = consumer.config.max_deliver ?? -1;
+    if (max <= 0) return { verdict: 'refuted', why: `${name} has no max_deliver, so it never gives up on a message` };
+    if (adv.deliveries < max)
+      return {
+        verdict: 'refuted',
+        why: `the advisory counts ${adv.deliveries} deliveries; ${name} gives up after ${max}`,
+      };
+  }
+  if (consumer.ack_floor.stream_seq < adv.streamSeq && consumer.num_ack_pending > 0)
+    return {
+      verdict: 'undecided',
+      why:
+        `${name} may still await the ack of sequence ${adv.streamSeq} ` +
+        `(ack floor ${consumer.ack_floor.stream_seq}, ${consumer.num_ack_pending} awaiting acks)`,
+    };
+  return { verdict: 'confirmed' };
+}
+
+/** A consumer name an advisory may name: one subject token (a forged one could be anything). */
+const CONSUMER_NAME = /^[^.*>\s]{1,255}$/;
 
 /** What is known of the original job: the stored message, or only where it came from. */
 export type Original =
@@ -195,22 +273,28 @@ export function createAdvisoryHandler(deps: AdvisoryHandlerDeps) {
       },
     );
 
-  async function originalOf(adv: Advisory): Promise<Original> {
-    const stored: StoredMsg | null = await jsm.streams
-      .getMessage(adv.stream, { seq: adv.streamSeq })
-      .catch((err: unknown) => {
-        if (isNoMessage(err)) return null;
-        throw err;
-      });
+  /** The message an advisory points at, or null when it is not (or no longer) in the stream. */
+  const storedOriginal = (adv: Advisory): Promise<StoredMsg | null> =>
+    jsm.streams.getMessage(adv.stream, { seq: adv.streamSeq }).catch((err: unknown) => {
+      if (isNoMessage(err)) return null;
+      throw err;
+    });
+
+  /** The state of the consumer an advisory names; undefined when there is no such consumer. */
+  async function consumerOf(adv: Advisory): Promise<ConsumerInfo | undefined> {
+    if (!CONSUMER_NAME.test(adv.consumer)) return undefined;
+    try {
+      return await jsm.consumers.info(adv.stream, adv.consumer);
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound) return undefined;
+      throw err;
+    }
+  }
+
+  function originalOf(adv: Advisory, stored: StoredMsg | null, consumer: ConsumerInfo): Original {
     if (stored) return { present: true, subject: stored.subject, data: stored.data, headers: stored.header };
     // Gone already: the consumer's filter (or its name, worker-<priority>-<type>) says where it came from.
-    let subject = '';
-    try {
-      const info = await jsm.consumers.info(adv.stream, adv.consumer);
-      subject = info.config.filter_subject ?? '';
-    } catch {
-      subject = '';
-    }
+    let subject = consumer.config.filter_subject ?? '';
     if (!topology.parseJobSubject(subject)) {
       const m = /^worker-(high|normal|low)-(.+)$/.exec(adv.consumer);
       subject = m ? topology.jobSubject(m[1] as 'high' | 'normal' | 'low', m[2]!) : subject || 'unknown';
@@ -237,7 +321,32 @@ export function createAdvisoryHandler(deps: AdvisoryHandlerDeps) {
       m.ack();
       return;
     }
-    const log = logger.child({ advisory: adv.reason, stream: adv.stream, originalSeq: adv.streamSeq });
+    const log = logger.child({
+      advisory: adv.reason,
+      stream: adv.stream,
+      originalSeq: adv.streamSeq,
+      consumer: adv.consumer,
+    });
+    // A claim, not a fact, until the consumer it names bears it out: nothing is dead-lettered
+    // or removed from JOBS on an advisory the consumer's state contradicts.
+    const stored = await storedOriginal(adv);
+    const consumer = await consumerOf(adv);
+    const claim = judgeClaim(adv, consumer, stored?.subject);
+    if (claim.verdict === 'refuted') {
+      deps.metrics.advisories.inc({ kind: adv.reason, outcome: 'refuted' });
+      log.warn(
+        { why: claim.why, deliveries: adv.deliveries },
+        'advisory contradicted by the consumer it names (forged, or about another stream state): nothing dead-lettered or removed',
+      );
+      m.ack();
+      return;
+    }
+    if (claim.verdict === 'undecided') {
+      deps.metrics.advisories.inc({ kind: adv.reason, outcome: 'unconfirmed' });
+      log.info({ why: claim.why }, 'advisory not confirmed by its consumer yet; looked at again later');
+      m.nak(Math.min(30_000, 1_000 * 2 ** Math.min(5, Math.max(0, m.info.deliveryCount - 1))));
+      return;
+    }
     let already = await recorded(adv);
     if (!already) {
       if (!(await recorderCaughtUp())) {
@@ -256,7 +365,7 @@ export function createAdvisoryHandler(deps: AdvisoryHandlerDeps) {
       m.ack();
       return;
     }
-    const original = await originalOf(adv);
+    const original = originalOf(adv, stored, consumer!);
     const out = advisoryDeadLetter(adv, original, topology);
     const jobId = out.headers.get(H.jobId);
     if (adv.reason === 'max_deliveries' && original.present && jobId) {

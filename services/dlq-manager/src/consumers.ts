@@ -1,14 +1,10 @@
 import { AckPolicy, DeliverPolicy, type ConsumerConfig } from '@nats-io/jetstream';
-import type { Topology } from '@redrive/messaging';
+import { DLQ_MANAGER_CONSUMERS, type Topology } from '@redrive/messaging';
 
 const NS_PER_MS = 1_000_000;
 
 /** The durable consumers dlq-manager reads with; replicas share them and split the work. */
-export const CONSUMERS = {
-  recorder: 'dlq-manager-recorder',
-  advisories: 'dlq-manager-advisories',
-  audit: 'dlq-manager-audit',
-} as const;
+export const CONSUMERS = DLQ_MANAGER_CONSUMERS;
 
 /** Stream and configuration of each of dlq-manager's consumers. */
 export function dlqConsumerConfigs(

@@ -41,12 +41,7 @@ await runService({
     const pool = createPool({ url: config.databaseUrl, applicationName: 'redrive-dlq-manager', logger });
     stack.add('postgres', () => closePool(pool));
 
-    const { nc, js, jsm, topology } = await connectAndProvision(
-      config.nats,
-      'redrive-dlq-manager',
-      config.topology,
-      logger,
-    );
+    const { nc, js, jsm, topology } = await connectAndProvision(config.nats, 'dlq-manager', config.topology, logger);
     stack.add('nats', () => nc.drain());
     for (const { stream, config: c } of dlqConsumerConfigs(topology, {
       ackWaitMs: config.ackWaitMs,

@@ -11,7 +11,7 @@ export function createDlqMetrics(registry: Registry) {
     }),
     advisories: new Counter({
       name: 'redrive_dlq_advisories_total',
-      help: 'JetStream advisories handled, by kind and outcome (dead_lettered, already_dead_lettered, already_succeeded, deferred, ignored)',
+      help: 'JetStream advisories handled, by kind and outcome (dead_lettered, already_dead_lettered, already_succeeded, deferred, ignored; refuted: contradicted by the consumer it names; unconfirmed: asked again later)',
       labelNames: ['kind', 'outcome'],
       registers: [registry],
     }),

@@ -2,7 +2,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { Svcm, type Service, type ServiceMsg } from '@nats-io/services';
 import { HttpError, toErrorBody } from '@redrive/http';
 import type { Logger } from '@redrive/lifecycle';
-import type { Topology } from '@redrive/messaging';
+import { DLQ_MANAGER_READ_ENDPOINTS, DLQ_MANAGER_SERVICE_NAME, type Topology } from '@redrive/messaging';
 import type { Actor, Admin, RedriveRequest } from './admin.js';
 import {
   bulkRedriveBody,
@@ -19,16 +19,11 @@ import { createValidators } from './validation.js';
 /** The header a NATS caller may set to say who it acts for; the audit trail records it as `nats:<name>`. */
 export const ACTOR_HEADER = 'Redrive-Actor';
 
-export const SERVICE_NAME = 'redrive-dlq-manager';
+export const SERVICE_NAME = DLQ_MANAGER_SERVICE_NAME;
 
-/**
- * The subject root of the NATS endpoints, `[<prefix>.]dlq-manager`: outside every stream (a
- * stream capturing `dlq.>` would swallow requests under `dlq.`), and under the installation's
- * prefix like every other subject.
- */
+/** The subject root of the NATS endpoints, `[<prefix>.]dlq-manager` (Topology.dlqManagerApiRoot). */
 export function endpointRoot(topology: Topology): string {
-  const p = topology.options.prefix;
-  return p ? `${p}.dlq-manager` : 'dlq-manager';
+  return topology.dlqManagerApiRoot;
 }
 
 const withId = (body: { properties: object }) =>
@@ -39,12 +34,13 @@ const withId = (body: { properties: object }) =>
     properties: { ...idParams.properties, ...body.properties },
   }) as const;
 
-type Op = { schema: object; coerce: boolean; change: boolean; run: (req: never, actor: Actor) => Promise<unknown> };
+type Op = { schema: object; coerce: boolean; run: (req: never, actor: Actor) => Promise<unknown> };
 
 /**
  * The admin operations as a NATS micro service, so `nats micro ls/info/stats` list it and
- * `nats req <root>.<op> '<json>'` runs an operation. Access is the NATS account's business:
- * grant read-only users only the list, get, stats and timeline subjects.
+ * `nats req <root>.<op> '<json>'` runs an operation. Access is the NATS account's business
+ * (permissions.ts): the operator user may call every endpoint, the viewer user only those in
+ * DLQ_MANAGER_READ_ENDPOINTS; an endpoint missing from that list answers operators only.
  */
 export async function startMicroService(deps: {
   nc: NatsConnection;
@@ -56,30 +52,27 @@ export async function startMicroService(deps: {
   const { admin, logger } = deps;
   const validators = createValidators();
   const ops: Record<string, Op> = {
-    list: { schema: listQuery, coerce: true, change: false, run: (q: never) => admin.list(q) },
-    get: { schema: idParams, coerce: true, change: false, run: (q: { id: number }) => admin.get(q.id) },
+    list: { schema: listQuery, coerce: true, run: (q: never) => admin.list(q) },
+    get: { schema: idParams, coerce: true, run: (q: { id: number }) => admin.get(q.id) },
     resolve: {
       schema: withId(resolveBody),
       coerce: false,
-      change: true,
       run: (q: { id: number; note?: string }, a) => admin.resolve(q.id, q, a),
     },
     redrive: {
       schema: withId(redriveBody),
       coerce: false,
-      change: true,
       run: (q: { id: number } & RedriveRequest, a) => admin.redrive(q.id, q, a),
     },
     'bulk-redrive': {
       schema: bulkRedriveBody,
       coerce: false,
-      change: true,
       run: (q: never, a) => admin.bulkRedrive(q, a),
     },
-    delete: { schema: idParams, coerce: false, change: true, run: (q: { id: number }, a) => admin.remove(q.id, a) },
-    stats: { schema: statsQuery, coerce: true, change: false, run: (q: never) => admin.stats(q) },
-    cleanup: { schema: cleanupBody, coerce: false, change: true, run: (q: never, a) => admin.cleanup(q, a) },
-    timeline: { schema: jobIdParams, coerce: false, change: false, run: (q: { id: string }) => admin.timeline(q.id) },
+    delete: { schema: idParams, coerce: false, run: (q: { id: number }, a) => admin.remove(q.id, a) },
+    stats: { schema: statsQuery, coerce: true, run: (q: never) => admin.stats(q) },
+    cleanup: { schema: cleanupBody, coerce: false, run: (q: never, a) => admin.cleanup(q, a) },
+    timeline: { schema: jobIdParams, coerce: false, run: (q: { id: string }) => admin.timeline(q.id) },
   };
 
   const service = await new Svcm(deps.nc).add({
@@ -100,7 +93,7 @@ export async function startMicroService(deps: {
       msg.respondError(body.statusCode, body.message, encoder.encode(JSON.stringify(body)));
     };
     group.addEndpoint(name, {
-      metadata: { change: String(op.change), schema: JSON.stringify(op.schema) },
+      metadata: { change: String(!DLQ_MANAGER_READ_ENDPOINTS.includes(name)), schema: JSON.stringify(op.schema) },
       handler: (err, msg) => {
         if (err) {
           logger.error({ err, endpoint: name }, 'NATS endpoint stopped');

@@ -16,7 +16,7 @@ await runService({
     const telemetry = await startTelemetry({ serviceName: 'redrive-intake' });
     stack.add('telemetry', () => telemetry.shutdown());
 
-    const { nc, js, jsm, topology } = await connectAndProvision(config.nats, 'redrive-intake', config.topology, logger);
+    const { nc, js, jsm, topology } = await connectAndProvision(config.nats, 'intake', config.topology, logger);
     stack.add('nats', () => nc.drain());
 
     const app = await buildIntakeApp({

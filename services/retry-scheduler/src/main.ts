@@ -2,7 +2,13 @@
 import { AckPolicy, DeliverPolicy, type ConsumerConfig } from '@nats-io/jetstream';
 import { createHttpApp, registerProbes } from '@redrive/http';
 import { createLogger, loadConfigOrExit, runService, ShutdownStack } from '@redrive/lifecycle';
-import { connectAndProvision, createEventPublisher, ensureConsumer, streamProblems } from '@redrive/messaging';
+import {
+  connectAndProvision,
+  createEventPublisher,
+  ensureConsumer,
+  SCHEDULER_CONSUMER,
+  streamProblems,
+} from '@redrive/messaging';
 import { closePool, createPool, ensureDatabase, migrate } from '@redrive/store';
 import { createMetricsRegistry, startTelemetry } from '@redrive/telemetry';
 import { createSchedulerApi } from './api.js';
@@ -13,7 +19,7 @@ import { createPublisher } from './publisher.js';
 import { createRequestConsumer } from './requests.js';
 import { Alarm, listenForSchedules } from './wakeup.js';
 
-const CONSUMER = 'retry-scheduler';
+const CONSUMER = SCHEDULER_CONSUMER;
 const NS_PER_MS = 1_000_000;
 
 const config = loadConfigOrExit('retry-scheduler', () => loadSchedulerConfig());
@@ -27,9 +33,9 @@ await runService({
     const telemetry = await startTelemetry({ serviceName: 'redrive-retry-scheduler' });
     stack.add('telemetry', () => telemetry.shutdown());
 
-    const { nc, js, jsm, topology } = await connectAndProvision(
+    const { nc, js, jsm, topology, inboxPrefix } = await connectAndProvision(
       config.nats,
-      'redrive-retry-scheduler',
+      'retry-scheduler',
       config.topology,
       logger,
     );
@@ -98,7 +104,7 @@ await runService({
     api.start();
     stack.add('api', () => api.stop());
 
-    const publisher = createPublisher(nc);
+    const publisher = createPublisher(nc, { inboxPrefix });
     stack.add('publisher', () => publisher.close());
     const firing = createFiringLoop({
       pool,

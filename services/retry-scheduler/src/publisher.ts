@@ -45,8 +45,9 @@ function readAck(msg: Msg, subject: string): StoredAck | PubAckError {
  * errors with stack traces): profiled, that was four times the CPU per message, and the firing
  * loop's largest cost when thousands of schedules fall due together.
  */
-export function createPublisher(nc: NatsConnection) {
-  const inbox = createInbox();
+export function createPublisher(nc: NatsConnection, opts: { inboxPrefix?: string } = {}) {
+  // Under the connection's own inbox prefix: its NATS user may subscribe there and nowhere else.
+  const inbox = createInbox(opts.inboxPrefix);
   const waiting = new Map<string, Waiter & { subject: string }>();
   let next = 0;
   const sub = nc.subscribe(`${inbox}.*`, {

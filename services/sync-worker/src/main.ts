@@ -47,12 +47,7 @@ await runService({
       );
     }
 
-    const { nc, js, jsm, topology } = await connectAndProvision(
-      config.nats,
-      'redrive-sync-worker',
-      config.topology,
-      logger,
-    );
+    const { nc, js, jsm, topology } = await connectAndProvision(config.nats, 'sync-worker', config.topology, logger);
     stack.add('nats', () => nc.drain());
     logProvisioned(logger, await provisionJobTypes(jsm, topology, types, config.consumer, logger));
 
