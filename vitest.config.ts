@@ -15,6 +15,7 @@ export default defineConfig({
       'services/*/test/**/*.test.ts',
       'test/integration/**/*.test.ts',
       'test/lifecycle/**/*.test.ts',
+      'test/docs/**/*.test.ts',
     ],
     testTimeout: 30_000,
     hookTimeout: 60_000,

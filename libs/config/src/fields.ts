@@ -105,7 +105,7 @@ export const MAX_TIMER_MS = 2_147_483_647;
 /** A duration in milliseconds, written as 250ms, 30s, 5m, 2h, 7d or bare milliseconds. */
 export function duration(def: number | string, opts: { min?: number; max?: number } = {}) {
   const fallback = typeof def === 'number' ? def : (parseDuration(def) ?? 0);
-  return optionalString().transform((v, ctx) => {
+  const field = optionalString().transform((v, ctx) => {
     if (v === undefined) return fallback;
     const ms = parseDuration(v);
     if (ms === undefined || ms < (opts.min ?? 0) || ms > (opts.max ?? Number.MAX_SAFE_INTEGER)) {
@@ -120,11 +120,13 @@ export function duration(def: number | string, opts: { min?: number; max?: numbe
     }
     return ms;
   });
+  // The unit lets the configuration reference (scripts/config-docs.ts) print a default as written.
+  return field.meta({ unit: 'duration' });
 }
 
 /** A size in bytes, written as 1MiB, 512KiB, 10GB or bare bytes; -1 means unlimited where allowed. */
 export function bytes(def: number, opts: { allowUnlimited?: boolean } = {}) {
-  return optionalString().transform((v, ctx) => {
+  const field = optionalString().transform((v, ctx) => {
     if (v === undefined) return def;
     if (opts.allowUnlimited && v === '-1') return -1;
     const n = parseBytes(v);
@@ -137,6 +139,7 @@ export function bytes(def: number, opts: { allowUnlimited?: boolean } = {}) {
     }
     return n;
   });
+  return field.meta({ unit: 'bytes' });
 }
 
 /** A comma-separated list of non-empty strings, each optionally checked against `pattern`. */

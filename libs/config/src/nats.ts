@@ -3,20 +3,24 @@ import { bool, optStr, urlList } from './fields.js';
 
 /** Environment variables for the NATS connection, shared by every service. */
 export const natsEnv = {
-  NATS_URL: urlList(['nats://127.0.0.1:4222'], ['nats', 'tls', 'ws', 'wss'], 'nats'),
-  NATS_USER: optStr(),
-  NATS_PASSWORD: optStr(),
-  NATS_TOKEN: optStr(),
-  NATS_CREDS_FILE: optStr(),
+  NATS_URL: urlList(['nats://127.0.0.1:4222'], ['nats', 'tls', 'ws', 'wss'], 'nats').describe(
+    'comma-separated servers (`nats://`, `tls://`, `ws://`, `wss://`, or bare `host:port`)',
+  ),
+  NATS_USER: optStr().describe('user/password authentication: the user'),
+  NATS_PASSWORD: optStr().describe('user/password authentication: the password'),
+  NATS_TOKEN: optStr().describe('token authentication'),
+  NATS_CREDS_FILE: optStr().describe('a `.creds` file (JWT + nkey)'),
   // A file with the user's nkey seed (SU…), e.g. a mounted secret.
-  NATS_NKEY_SEED_FILE: optStr(),
+  NATS_NKEY_SEED_FILE: optStr().describe("a file with the user's nkey seed (`SU…`), e.g. a mounted secret"),
   // Replies come back under this prefix; each service has its own by default (`_INBOX_<user>`),
   // which its NATS permissions expect.
-  NATS_INBOX_PREFIX: optStr(),
-  NATS_TLS_CA_FILE: optStr(),
-  NATS_TLS_CERT_FILE: optStr(),
-  NATS_TLS_KEY_FILE: optStr(),
-  NATS_TLS_HANDSHAKE_FIRST: bool(false),
+  NATS_INBOX_PREFIX: optStr().describe(
+    'replies come back under this prefix; each service has its own by default (`_INBOX_<user>`), which its NATS permissions expect',
+  ),
+  NATS_TLS_CA_FILE: optStr().describe('TLS: the CA certificate'),
+  NATS_TLS_CERT_FILE: optStr().describe('TLS: the client certificate'),
+  NATS_TLS_KEY_FILE: optStr().describe("TLS: the client certificate's key"),
+  NATS_TLS_HANDSHAKE_FIRST: bool(false).describe('TLS before the NATS INFO (the server must be configured for it)'),
 };
 
 type NatsEnv = Frozen<{ [K in keyof typeof natsEnv]: ReturnType<(typeof natsEnv)[K]['parse']> }>;

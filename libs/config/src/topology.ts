@@ -5,31 +5,45 @@ import { z } from 'zod';
 /** Environment variables that shape the JetStream streams; every service provisions the same ones. */
 export const topologyEnv = {
   // Tenants and test runs share one server by giving each its own prefix on names and subjects.
-  REDRIVE_PREFIX: str('').pipe(
-    z
-      .string()
-      .regex(/^([A-Za-z0-9][A-Za-z0-9_-]{0,31})?$/, {
-        message: 'expected letters, digits, "_" or "-" (at most 32), starting with a letter or digit',
-      })
-      .refine((p) => !['jobs', 'dlq', 'events', 'schedule', 'completions'].includes(p), {
-        message: 'jobs, dlq, events, schedule and completions are subject roots and cannot be a prefix',
-      }),
-  ),
-  STREAM_REPLICAS: int(1, { min: 1, max: 5 }),
-  STREAM_STORAGE: oneOf(['file', 'memory'] as const, 'file'),
+  REDRIVE_PREFIX: str('')
+    .pipe(
+      z
+        .string()
+        .regex(/^([A-Za-z0-9][A-Za-z0-9_-]{0,31})?$/, {
+          message: 'expected letters, digits, "_" or "-" (at most 32), starting with a letter or digit',
+        })
+        .refine((p) => !['jobs', 'dlq', 'events', 'schedule', 'completions'].includes(p), {
+          message: 'jobs, dlq, events, schedule and completions are subject roots and cannot be a prefix',
+        }),
+    )
+    .describe(
+      'prefix of stream names and subjects (`<prefix>_JOBS`, `<prefix>.jobs.>`), so tenants and test runs share one server: letters, digits, `_` or `-`, at most 32',
+    ),
+  STREAM_REPLICAS: int(1, { min: 1, max: 5 }).describe('replicas of every stream (1–5)'),
+  STREAM_STORAGE: oneOf(['file', 'memory'] as const, 'file').describe('`file` or `memory`'),
   // 0 means no age limit: an unfinished job must never expire out of JOBS.
-  JOBS_MAX_AGE: duration(0),
-  JOBS_MAX_BYTES: bytes(-1, { allowUnlimited: true }),
-  JOBS_MAX_MSGS: int(-1, { min: -1 }),
-  JOBS_DUPLICATE_WINDOW: duration('15m', { min: 100 }),
-  DLQ_MAX_AGE: duration('30d'),
-  ADVISORIES_MAX_AGE: duration('7d'),
-  EVENTS_MAX_AGE: duration('7d'),
-  EVENTS_MAX_BYTES: bytes(-1, { allowUnlimited: true }),
-  SCHEDULE_MAX_AGE: duration(0),
+  JOBS_MAX_AGE: duration(0).describe(
+    'age limit of JOBS (`0`: none); leave at 0 unless you accept expiring unfinished jobs',
+  ),
+  JOBS_MAX_BYTES: bytes(-1, { allowUnlimited: true }).describe(
+    'size limit of JOBS (`-1`: none): when reached, intake answers 503',
+  ),
+  JOBS_MAX_MSGS: int(-1, { min: -1 }).describe('message limit of JOBS (`-1`: none): when reached, intake answers 503'),
+  JOBS_DUPLICATE_WINDOW: duration('15m', { min: 100 }).describe(
+    'how long an idempotency key / `Nats-Msg-Id` is remembered',
+  ),
+  DLQ_MAX_AGE: duration('30d').describe('age limit of the DLQ stream'),
+  ADVISORIES_MAX_AGE: duration('7d').describe('age limit of the ADVISORIES stream'),
+  EVENTS_MAX_AGE: duration('7d').describe(
+    'age limit of the EVENTS stream: a Postgres outage longer than this loses the oldest audit events',
+  ),
+  EVENTS_MAX_BYTES: bytes(-1, { allowUnlimited: true }).describe('size limit of the EVENTS stream (`-1`: none)'),
+  SCHEDULE_MAX_AGE: duration(0).describe('age limit of the SCHEDULE stream (`0`: none)'),
   // How long an idempotency-keyed job's completion is remembered: a job submitted again with
   // the same key within this time is skipped, not run again.
-  COMPLETIONS_MAX_AGE: duration('7d', { min: 60_000 }),
+  COMPLETIONS_MAX_AGE: duration('7d', { min: 60_000 }).describe(
+    "how long a keyed job's success is remembered (a job with the same id after that runs again)",
+  ),
 };
 
 type TopologyEnv = Frozen<{ [K in keyof typeof topologyEnv]: ReturnType<(typeof topologyEnv)[K]['parse']> }>;

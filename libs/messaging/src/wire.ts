@@ -12,8 +12,8 @@ import { createHeaders, H, type MsgHdrs } from './headers.js';
  * The namespaces of the message ids Redrive mints itself. A producer's idempotency key is
  * published as `key:<type>:<key>` (intake), so no key can equal an internal id, and the same key
  * given for two job types names two jobs. A producer publishing to JetStream directly chooses its
- * own `Nats-Msg-Id`: ids starting with one of these namespaces are reserved (README, "Wire
- * contract").
+ * own `Nats-Msg-Id`: ids starting with one of these namespaces are reserved (docs/design.md,
+ * "Message ids").
  */
 export const RESERVED_MSG_ID_NAMESPACES = ['key:', 'fire:', 'retry:', 'redrive:', 'dlq:', 'schedule:', 'cancel:'];
 

@@ -42,7 +42,7 @@ describe('classify', () => {
     ['HTTP 400', new HttpStatusError(400, 'u'), 'client'],
     ['HTTP 404', new HttpStatusError(404, 'u'), 'client'],
     // A redirect the http handler does not follow (301/302/303, or 307/308 without Location)
-    // is the target's final answer: dead-lettered, as the README says of non-2xx statuses.
+    // is the target's final answer: dead-lettered, as docs/retries.md says of non-2xx statuses.
     ['HTTP 301', new HttpStatusError(301, 'u'), 'client'],
     ['HTTP 302', new HttpStatusError(302, 'u'), 'client'],
     ['HTTP 303', new HttpStatusError(303, 'u'), 'client'],

@@ -39,5 +39,7 @@ export function postgresUrl(def: string) {
 
 /** Environment variables of a process that uses Postgres. */
 export const databaseEnv = {
-  DATABASE_URL: postgresUrl(DEFAULT_DATABASE_URL),
+  DATABASE_URL: postgresUrl(DEFAULT_DATABASE_URL).describe(
+    'Postgres, `postgres://user[:password]@host[:port]/database`',
+  ),
 };

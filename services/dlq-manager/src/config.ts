@@ -30,8 +30,8 @@ export type Fault = (typeof FAULTS)[number];
 export const dlqEnv = z.object({
   ...serviceEnv,
   ...databaseEnv,
-  DLQ_HOST: str('0.0.0.0'),
-  DLQ_PORT: port(8081),
+  DLQ_HOST: str('0.0.0.0').describe('address of the admin API (and `/metrics`, `/healthz`, `/readyz`)'),
+  DLQ_PORT: port(8081).describe('port of the admin API (and `/metrics`, `/healthz`, `/readyz`)'),
   /** Bearer tokens of the admin API: [{"name":"alice","role":"operator","token":"…"}]. */
   DLQ_TOKENS: json(
     z.array(tokenEntry).superRefine((list, ctx) => {
@@ -47,19 +47,29 @@ export const dlqEnv = z.object({
       }
     }),
     [],
+  ).describe(
+    'JSON `[{"name","role":"viewer" or "operator","token"}]`, tokens ≥ 16 characters; none: every request is 401',
   ),
   /** Apply pending migrations at start (several replicas may; an advisory lock serialises them). */
-  DLQ_MIGRATE: bool(true),
+  DLQ_MIGRATE: bool(true).describe('create the database if missing and migrate it at start (replicas wait on a lock)'),
   /** Resolved dead letters are removed this long after they were resolved. */
-  DLQ_RETENTION: duration('30d', { min: 1_000 }),
+  DLQ_RETENTION: duration('30d', { min: 1_000 }).describe(
+    'resolved entries are removed this long after they were resolved',
+  ),
   /** How often the retention cleanup runs; 0 turns the schedule off (on demand still works). */
-  DLQ_CLEANUP_INTERVAL: duration('1h'),
+  DLQ_CLEANUP_INTERVAL: duration('1h').describe('how often the retention cleanup runs (`0`: only on demand)'),
   /** Most EVENTS messages written to Postgres in one statement (each may hold many events). */
-  DLQ_AUDIT_BATCH: int(500, { min: 1, max: 5_000 }),
+  DLQ_AUDIT_BATCH: int(500, { min: 1, max: 5_000 }).describe(
+    'most EVENTS messages written to Postgres in one statement',
+  ),
   /** Ack wait of dlq-manager's own consumers; held messages get in-progress acks well within it. */
-  DLQ_ACK_WAIT: duration('30s', { min: 1_000, max: 3_600_000 }),
+  DLQ_ACK_WAIT: duration('30s', { min: 1_000, max: 3_600_000 }).describe(
+    "ack wait of dlq-manager's consumers (held messages get in-progress acks)",
+  ),
   /** Test-only: kill the process at this point (see docs/operations.md). Never set in production. */
-  DLQ_FAULT: oneOf(FAULTS, ''),
+  DLQ_FAULT: oneOf(FAULTS, '').describe(
+    'tests only: `exit-after-dlq-publish` or `exit-before-record-commit` kills the process there (see docs/operations.md); never set it in a deployment',
+  ),
 });
 
 export function loadDlqConfig(env: Env = process.env) {

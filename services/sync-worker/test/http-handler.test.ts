@@ -809,7 +809,7 @@ describe('http handler: redirects', () => {
       expect(err).toBeInstanceOf(HttpStatusError);
       expect(err).toMatchObject({ status });
       expect(target.connections).toBe(0);
-      // The README: statuses other than 2xx, 408, 429 and 5xx are dead-lettered, not retried.
+      // docs/retries.md: statuses other than 2xx, 408, 429 and 5xx are dead-lettered, not retried.
       expect(classify(err).errorClass, String(status)).toBe('client');
     }
   });

@@ -186,9 +186,11 @@ function allowEntryCovers(entry: string, origin: string): boolean {
 /** Environment variables of the built-in http handler; spread into the worker's schema. */
 export const httpHandlerEnv = {
   /** auto: on when a type is configured; on: also serve `http` for envelopes to public origins when it is not. */
-  HTTP_HANDLER: oneOf(['auto', 'on', 'off'], 'auto'),
+  HTTP_HANDLER: oneOf(['auto', 'on', 'off'], 'auto').describe(
+    '`auto` (on when a type is set), `on` (also serves `http` for envelopes to public origins when it is not configured), `off`',
+  ),
   /** The fixed target of type `http` (shorthand for HTTP_TYPES {"http":{"target":…}}). */
-  HTTP_TARGET_URL: targetUrl(),
+  HTTP_TARGET_URL: targetUrl().describe('fixed target of the `http` type'),
   /** Fixed targets of more types: JSON `{ "<type>": "<URL>" }` (shorthand for HTTP_TYPES targets). */
   HTTP_TARGETS: jsonRecord(
     'mapping job types to http(s) URLs, e.g. {"billing-webhook":"https://billing.example.com/hooks"}',
@@ -197,36 +199,46 @@ export const httpHandlerEnv = {
       const problem = httpUrlProblem(url);
       return problem && `the URL ${problem}`;
     },
-  ),
+  ).describe('JSON: fixed targets of more types, `{"<type>":"<url>"}`'),
   /** Job type → `{ target }` or `{ origins, internalOrigins?, secretHeaders? }`. */
   HTTP_TYPES: jsonObject<HttpTypeSettings>(
     'mapping job types to {"target":URL} or {"origins":[origin|"*"],"internalOrigins":[origin],"secretHeaders":[name]}',
     readTypeRule,
+  ).describe(
+    'JSON: job type → where it may send, `{"target":URL}` or `{"origins":[origin or "*"],"internalOrigins":[origin],"secretHeaders":[name]}` (see the built-in `http` handler)',
   ),
   /** Deadline of one delivery: DNS, connecting, redirects and reading the answer. */
-  HTTP_TIMEOUT: duration('10s', { min: 10, max: MAX_TIMER_MS }),
+  HTTP_TIMEOUT: duration('10s', { min: 10, max: MAX_TIMER_MS }).describe(
+    'deadline of one delivery (DNS, connect, redirects, answer)',
+  ),
   /** Deadline of one name resolution, within HTTP_TIMEOUT. */
-  HTTP_DNS_TIMEOUT: duration('3s', { min: 10, max: MAX_TIMER_MS }),
+  HTTP_DNS_TIMEOUT: duration('3s', { min: 10, max: MAX_TIMER_MS }).describe(
+    'deadline of one name resolution, within `HTTP_TIMEOUT`',
+  ),
   /** Legacy: one secret for the fixed targets' origins; refused while a type takes envelope URLs. */
-  HTTP_SIGNING_SECRET: secret(),
+  HTTP_SIGNING_SECRET: secret().describe(
+    "older: one secret for the fixed targets' origins only; refused while a type takes envelopes",
+  ),
   /** Per-origin secrets: JSON `{ "https://api.example.com": "whsec_…" }`. */
   HTTP_SIGNING_SECRETS: jsonRecord(
     'mapping origins (https://host[:port]) to secrets',
     (origin, value) => originProblem(origin) ?? secretProblem(value),
     originOf,
-  ),
+  ).describe('JSON: secret per origin, `{"https://api.example.com":"whsec_…"}`'),
   /** Legacy: hosts (or host:port) whose named origins may resolve to internal addresses. */
-  HTTP_ALLOW_HOSTS: list([]).transform((items, ctx) => {
-    const bad = items.filter((h) => normalizeAllowedHost(h) === undefined);
-    if (bad.length > 0) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `expected comma-separated host or host:port entries; bad: ${bad.join(', ')}`,
-      });
-      return z.NEVER;
-    }
-    return items;
-  }),
+  HTTP_ALLOW_HOSTS: list([])
+    .transform((items, ctx) => {
+      const bad = items.filter((h) => normalizeAllowedHost(h) === undefined);
+      if (bad.length > 0) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `expected comma-separated host or host:port entries; bad: ${bad.join(', ')}`,
+        });
+        return z.NEVER;
+      }
+      return items;
+    })
+    .describe('older: hosts (`host` or `host:port`) whose named origins may have internal addresses'),
 };
 
 export type HttpHandlerEnv = Frozen<{ [K in keyof typeof httpHandlerEnv]: z.output<(typeof httpHandlerEnv)[K]> }>;
