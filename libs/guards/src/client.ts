@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { retryDelay } from '@redrive/retry-policy';
 
 // Reconnect backoff: 50 ms doubling to a 1 s cap, so the guards are back within about a second of
 // Redis; jitter keeps replicas from reconnecting in lockstep.
@@ -9,8 +10,8 @@ const RECONNECT_JITTER_MS = 200;
 
 /** Delay before reconnect attempt `times` (1-based); never gives up. */
 export function reconnectDelayMs(times: number, random: () => number = Math.random): number {
-  const exp = RECONNECT_BASE_MS * 2 ** Math.min(Math.max(times - 1, 0), 16);
-  return Math.min(exp, RECONNECT_CAP_MS) + Math.floor(random() * RECONNECT_JITTER_MS);
+  const exp = retryDelay({ baseMs: RECONNECT_BASE_MS, maxMs: RECONNECT_CAP_MS }, Math.min(times, 17));
+  return exp + Math.floor(random() * RECONNECT_JITTER_MS);
 }
 
 /**

@@ -9,5 +9,5 @@ export {
   type RetryPolicy,
 } from './classes.js';
 export { classify, parseRetryAfter, type Classification } from './classify.js';
-export { backoffDelay } from './backoff.js';
+export { backoffDelay, retryDelay } from './backoff.js';
 export { decideCrash, decideFailure, type CrashDecision, type Decision, type FailureFacts } from './decide.js';

@@ -1,6 +1,7 @@
 import { within, type Deadline, type Logger } from '@redrive/lifecycle';
 import { createHeaders, H, msgIds } from '@redrive/messaging';
 import { planFire } from '@redrive/recurrence';
+import { retryDelay } from '@redrive/retry-policy';
 import type { Pool } from '@redrive/store';
 import type { SchedulerMetrics } from './metrics.js';
 import type { Publisher, StoredAck } from './publisher.js';
@@ -197,7 +198,7 @@ export function createFiringLoop(deps: FiringDeps) {
       } catch (err) {
         failing++;
         metrics.loopErrors.inc();
-        const pause = Math.min(MAX_BACKOFF_MS, 250 * 2 ** Math.min(failing, 5));
+        const pause = retryDelay({ baseMs: 250, maxMs: MAX_BACKOFF_MS }, failing + 1);
         if (!stopping) logger.error({ err, retryInMs: pause }, 'firing round failed');
         await alarm.wait(now() + pause);
       }

@@ -1,4 +1,5 @@
 import type { Logger } from '@redrive/lifecycle';
+import { retryDelay } from '@redrive/retry-policy';
 import pg from 'pg';
 import { NOTIFY_CHANNEL } from './schedules.js';
 
@@ -116,7 +117,7 @@ export function listenForSchedules(opts: {
     void c.end().catch(() => undefined);
     failures++;
     clearTimeout(retryTimer);
-    retryTimer = setTimeout(() => void connect(), Math.min(10_000, 500 * 2 ** Math.min(failures, 5)));
+    retryTimer = setTimeout(() => void connect(), retryDelay({ baseMs: 500, maxMs: 10_000 }, failures + 1));
   };
 
   return {

@@ -10,7 +10,7 @@ import {
   serveJobTypes,
   streamProblems,
 } from '@redrive/messaging';
-import { createRetryPolicy } from '@redrive/retry-policy';
+import { createRetryPolicy, retryDelay } from '@redrive/retry-policy';
 import type { Guards } from '@redrive/guards';
 import type { StepsPort } from './ports.js';
 import { createMetricsRegistry, startTelemetry } from '@redrive/telemetry';
@@ -92,7 +92,7 @@ await runService({
       let stopped = false;
       stack.add('migrations', () => void (stopped = true));
       void (async () => {
-        for (let delay = 1_000; !stopped; delay = Math.min(delay * 2, 30_000)) {
+        for (let n = 1, delay = 1_000; !stopped; delay = retryDelay({ baseMs: 1_000, maxMs: 30_000 }, ++n)) {
           try {
             await ensureDatabase(url, logger);
             await migrate({ url, logger });

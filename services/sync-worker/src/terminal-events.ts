@@ -1,4 +1,5 @@
 import type { Logger } from '@redrive/lifecycle';
+import { retryDelay } from '@redrive/retry-policy';
 import type { EventInput, EventPublisher, JobHeaders } from '@redrive/messaging';
 import type { Delivery } from './deliveries.js';
 
@@ -23,7 +24,7 @@ export async function storeTerminalEvent(
   e: EventInput & { id: string },
   log: Logger,
 ): Promise<boolean> {
-  for (let delay = FIRST_RETRY_MS; ; delay = Math.min(delay * 2, MAX_RETRY_MS)) {
+  for (let n = 1, delay = FIRST_RETRY_MS; ; delay = retryDelay({ baseMs: FIRST_RETRY_MS, maxMs: MAX_RETRY_MS }, ++n)) {
     try {
       await events.publish(e);
       return true;
