@@ -40,6 +40,7 @@ export { publishJob, PublishFailedError, type OutgoingJob } from './publish.js';
 export { isJobType, isPriority, JOB_TYPE_PATTERN, PRIORITIES, subjectMatches, type Priority } from './subjects.js';
 export {
   DEFAULT_TOPOLOGY,
+  RESERVED_PREFIXES,
   Topology,
   type StreamRole,
   type TopologyOptions,
