@@ -1,23 +1,37 @@
 // `pnpm stack`: the whole system on one machine, in one terminal.
 //
-// Makes sure NATS, Postgres and Redis run (starting what is missing, see infra/), starts
-// every service that has a services/<name>/src/main.ts from its TypeScript sources, and
-// prints their JSON logs as one readable, prefixed stream. Ctrl-C (or SIGTERM) stops the
-// services (SIGTERM, up to 30 s to drain, then SIGKILL) and then the infrastructure this
-// run started; what was already running is left alone.
+// Makes sure Postgres and Redis run (starting what is missing, see infra/), starts a NATS of
+// its own with Redrive's authorization (stack-nats.ts; STACK_OPEN_NATS=true uses the open one
+// on 4222 instead), starts every service that has a services/<name>/src/main.ts from its
+// TypeScript sources, each with its own NATS user, and prints their JSON logs as one
+// readable, prefixed stream. Ctrl-C (or SIGTERM) stops the services (SIGTERM, up to 30 s to
+// drain, then SIGKILL) and then the infrastructure this run started; what was already
+// running is left alone.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ensureInfra, InfraError, REPO_ROOT, type Infra } from './infra/index.js';
+import { display } from './infra/common.js';
+import { DEFAULT_DATA_DIR, ensureInfra, InfraError, REPO_ROOT, type Infra } from './infra/index.js';
+import { startStackNats, type StackNats } from './stack-nats.js';
 
 /**
  * Local only: without producer keys exported (INTAKE_API_KEYS), intake runs anonymous, and
  * anyone on this machine may submit and cancel; intake itself refuses to start with neither.
  */
 const anonymousIntake = !process.env.INTAKE_API_KEYS;
+
+/**
+ * NATS runs with authorization, as compose and Kubernetes run it: a nats-server of the stack's
+ * own on STACK_NATS_PORT (4223), each service connecting as its own user (stack-nats.ts).
+ * STACK_OPEN_NATS=true uses the NATS on 4222 instead, without authorization (the shared
+ * development server: anything on this machine may publish anything there).
+ */
+const openNats = process.env.STACK_OPEN_NATS === 'true';
+const natsPort = Number(process.env.STACK_NATS_PORT ?? 4223);
+let stackNats: StackNats | undefined;
 
 /**
  * Per-service settings for the local stack. A service not listed here still starts, with
@@ -164,8 +178,14 @@ function discoverServices(): string[] {
 
 function startService(name: string): Running {
   const settings = SERVICES[name];
-  // The stack's defaults, overridden by what the caller exported; the stack formats logs itself.
-  const env: NodeJS.ProcessEnv = { ...settings?.env, ...process.env, LOG_PRETTY: 'false' };
+  // The stack's defaults, overridden by what the caller exported; NATS is the stack's own when
+  // it runs one (its users are made for it); the stack formats logs itself.
+  const env: NodeJS.ProcessEnv = {
+    ...settings?.env,
+    ...process.env,
+    ...stackNats?.envFor(name),
+    LOG_PRETTY: 'false',
+  };
   const portText = settings?.portVar ? env[settings.portVar] : undefined;
   const child = spawn(
     process.execPath,
@@ -243,6 +263,10 @@ async function shutdown(reason: string, code: number): Promise<void> {
   }
   // A signal while the infrastructure is still starting waits for it, so it is stopped too.
   const infra = await infraReady;
+  if (stackNats) {
+    say(`stopping the stack's NATS on :${natsPort}`);
+    await stackNats.handle.stop();
+  }
   if (infra && infra.started.length > 0) {
     say(`stopping the infrastructure this run started: ${infra.started.map((h) => h.name).join(', ')}`);
     await infra.stop();
@@ -277,13 +301,41 @@ async function main(): Promise<void> {
     process.exit(1);
   }
 
-  infraReady = ensureInfra({ log: (line) => say(line.replace(/\s+/g, ' ').trim()) }).catch((err: unknown) => {
-    say('infrastructure is not available', {}, 'fatal');
-    console.error(err instanceof InfraError ? err.message : err);
-    process.exit(1);
-  });
+  const log = (line: string) => say(line.replace(/\s+/g, ' ').trim());
+  infraReady = ensureInfra({ log, ...(openNats ? {} : { only: ['postgres', 'redis'] as const }) }).catch(
+    (err: unknown) => {
+      say('infrastructure is not available', {}, 'fatal');
+      console.error(err instanceof InfraError ? err.message : err);
+      process.exit(1);
+    },
+  );
   await infraReady;
   if (shuttingDown) return;
+  if (!openNats) {
+    if (await portInUse(natsPort)) {
+      say(`port ${natsPort} for the stack's NATS is in use (set STACK_NATS_PORT to another)`, {}, 'error');
+      await shutdown('port in use', 1);
+      return;
+    }
+    try {
+      stackNats = await startStackNats({
+        dataDir: DEFAULT_DATA_DIR,
+        port: natsPort,
+        prefix: process.env.REDRIVE_PREFIX ?? '',
+        log,
+      });
+    } catch (err) {
+      say("the stack's NATS did not start", {}, 'fatal');
+      console.error(err instanceof InfraError ? err.message : err);
+      await shutdown('NATS did not start', 1);
+      return;
+    }
+    say(`NATS with authorization on ${stackNats.url}: each service has its own user`, {
+      credentials: stackNats.credentialsFile,
+    });
+  } else {
+    say('STACK_OPEN_NATS=true: NATS on :4222 without authorization (any local program may do anything)', {}, 'warn');
+  }
 
   const busy: string[] = [];
   for (const name of names) {
@@ -337,6 +389,16 @@ async function main(): Promise<void> {
       '',
       'Try it:',
       `  curl -XPOST localhost:${intake.port}/v1/jobs -H 'content-type: application/json' -d '{"type":"hello","payload":{"name":"Ada"}}'`,
+    );
+  }
+  if (stackNats) {
+    const producer = stackNats.userOf('producer');
+    lines.push(
+      '',
+      `NATS: ${stackNats.url}, one user per service and for operators, viewers and producers; users and`,
+      `passwords (made at the first start, mode 600) in ${display(stackNats.credentialsFile)}:`,
+      `  set -a; . ${display(stackNats.credentialsFile)}; set +a`,
+      `  nats -s "$REDRIVE_NATS_URL" --user ${producer.user} --password "$${producer.passwordVariable}" pub jobs.normal.hello '{"name":"Grace"}'`,
     );
   }
   lines.push('', 'Ctrl-C stops everything.', '');

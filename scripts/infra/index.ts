@@ -27,6 +27,7 @@ import { postgres } from './postgres.js';
 import { redis } from './redis.js';
 
 export { INFRA_HOST, InfraError, type InfraHandle, type InfraName } from './common.js';
+export { securedNats } from './nats.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const DEFAULT_DATA_DIR = join(REPO_ROOT, '.stack');
@@ -46,6 +47,8 @@ export interface InfraOptions {
   ports?: Partial<Record<InfraName, number>>;
   /** How long a server may take to accept connections once started (default 60 s). */
   readyTimeoutMs?: number;
+  /** Only these (all three by default); `pnpm stack` runs a NATS of its own with authorization. */
+  only?: readonly InfraName[];
 }
 
 export interface InfraStatus {
@@ -80,7 +83,8 @@ export async function ensureInfra(opts: InfraOptions = {}): Promise<Infra> {
   const ports = { ...DEFAULT_PORTS, ...opts.ports };
   const ctx: StartContext = { dataDir, detached, log, readyTimeoutMs };
 
-  const results = await Promise.allSettled(INFRA_NAMES.map((name) => ensureOne(SERVERS[name], ports[name], ctx)));
+  const names = INFRA_NAMES.filter((n) => !opts.only || opts.only.includes(n));
+  const results = await Promise.allSettled(names.map((name) => ensureOne(SERVERS[name], ports[name], ctx)));
 
   const started = results.flatMap((r) => (r.status === 'fulfilled' && r.value.handle ? [r.value.handle] : []));
   const stopAll = async () => {

@@ -41,11 +41,28 @@ async function probe(port: number): Promise<ProbeResult> {
   }
 }
 
-export const nats = processServer({
+const spec = {
   name: 'nats',
   serves: 'NATS with JetStream',
   probe,
   command: 'nats-server',
   install: 'https://docs.nats.io/running-a-nats-service/introduction/installation (or apt-get install nats-server)',
+} as const;
+
+export const nats = processServer({
+  ...spec,
   args: (port, dir) => ['-js', '-a', INFRA_HOST, '-p', String(port), '-sd', dir],
 });
+
+/**
+ * NATS with the authorization in `configFile` (rendered from libs/messaging/src/permissions.ts):
+ * only its users connect, each to its own subjects. The probe counts "credentials required" as
+ * serving.
+ */
+export function securedNats(configFile: string) {
+  return processServer({
+    ...spec,
+    serves: 'NATS with JetStream and authorization',
+    args: (port, dir) => ['-c', configFile, '-js', '-a', INFRA_HOST, '-p', String(port), '-sd', dir],
+  });
+}
