@@ -13,8 +13,9 @@ export type ServiceRole = (typeof SERVICE_ROLES)[number];
 
 /**
  * Users outside the services: `operator` (every dlq-manager endpoint, the scheduler's API,
- * read-only JetStream), `viewer` (dlq-manager's read-only endpoints) and `producer` (jobs and
- * schedule requests straight to JetStream, as `nats pub jobs.normal.<type>` does).
+ * read-only JetStream, replays by hand), `viewer` (dlq-manager's read-only endpoints) and
+ * `producer` (jobs and schedule requests straight to JetStream, as `nats pub jobs.normal.<type>`
+ * does).
  */
 export const CLIENT_ROLES = ['operator', 'viewer', 'producer'] as const;
 export type ClientRole = (typeof CLIENT_ROLES)[number];
@@ -252,6 +253,10 @@ export function natsPermissions(topology: Topology, role: NatsRole): NatsPermiss
         ...microDiscovery(),
         ...SCHEDULER_OPS.map((op) => topology.schedulerApiSubject(op)),
         topology.scheduleSubject('cancel'),
+        // Replaying a dead letter by hand while dlq-manager is down (docs/operations.md): no
+        // more than its redrive endpoint already lets an operator do.
+        jobs,
+        topology.scheduleSubject('redrive'),
         // Looking, never changing: stream and consumer state, and the messages of the streams
         // that hold dead letters, events and advisories.
         api('INFO'),
