@@ -3,6 +3,7 @@ import { type Deadline, type Logger, within } from '@redrive/lifecycle';
 import {
   fallbackJobId,
   jobIdOf,
+  lifeOf,
   readJobHeaders,
   type EventInput,
   type EventPublisher,
@@ -142,9 +143,13 @@ export function createDispatcher(deps: DispatcherDeps) {
     let startedAt = new Date();
     const parent = ensureTraceContext(extractTraceContext((name) => m.headers?.get(name) || undefined));
     const traceId = traceIdOf(parent) ?? '';
-    // The job's own id even when another header turns out malformed: its dead letter and its
-    // timeline are then found under the id the producer gave it.
-    let meta: JobHeaders = { jobId: jobIdOf(m.headers, fallbackJobId(topology.streams.jobs, m.seq)), attempt: 0 };
+    // The job's own id and life even when another header turns out malformed: its dead letter
+    // and its timeline are then found under the id the producer gave it, in the right life.
+    let meta: JobHeaders = {
+      jobId: jobIdOf(m.headers, fallbackJobId(topology.streams.jobs, m.seq)),
+      attempt: 0,
+      ...(lifeOf(m.headers) ? { life: lifeOf(m.headers) } : {}),
+    };
     let attempt = m.info.deliveryCount;
     const pending: Promise<unknown>[] = [];
     const emit = (e: EventInput) => {

@@ -49,7 +49,8 @@ export interface FateRules {
  * hand-off threshold leaves the consumer for the retry-scheduler, since a NAKed or held message
  * keeps its ack-pending slot until it comes back and enough of them stall the lane; a short one
  * is timed here, holding the message (NAK-delay timing gets late under load); one between is a
- * NAK delay. `then` says what a hold ends with: `nak` for a
+ * NAK delay for a retry, and held here for a job that has not run (JetStream counts a NAK as a
+ * delivery, which would use up an attempt). `then` says what a hold ends with: `nak` for a
  * retry (the redelivery counts the attempt), `rerun` for a job that has not run (a limit, a
  * Not-Before), which must not use an attempt.
  */
@@ -63,7 +64,8 @@ export function waitFate(
   const wait = Math.max(0, ms);
   if (wait > rules.handoffThresholdMs)
     return { kind: 'handoff', delayMs: wait, dueAt: new Date(now + wait), attemptsMade };
-  if (wait <= rules.localDelayMaxMs) return { kind: 'hold', ms: wait, then };
+  // A NAK is a delivery, and JetStream counts it: a wait that must not use an attempt is held.
+  if (wait <= rules.localDelayMaxMs || then === 'rerun') return { kind: 'hold', ms: wait, then };
   return { kind: 'nak', delayMs: wait };
 }
 

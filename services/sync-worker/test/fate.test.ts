@@ -15,7 +15,9 @@ describe('waitFate: wait here, NAK with a delay, or leave for the scheduler', ()
     ['a negative wait counts as none', -5, 'rerun', { kind: 'hold', ms: 0, then: 'rerun' }],
     ['short: timed here', 10_000, 'nak', { kind: 'hold', ms: 10_000, then: 'nak' }],
     ['middling: a NAK delay', 10_001, 'nak', { kind: 'nak', delayMs: 10_001 }],
-    ['at the threshold: still a NAK delay', 30_000, 'rerun', { kind: 'nak', delayMs: 30_000 }],
+    ['at the threshold: still a NAK delay', 30_000, 'nak', { kind: 'nak', delayMs: 30_000 }],
+    // A NAK would be counted as a delivery, using up an attempt of a job that has not run.
+    ['middling, for a job that has not run: held here', 20_000, 'rerun', { kind: 'hold', ms: 20_000, then: 'rerun' }],
     [
       'over the threshold: the scheduler',
       30_001,
@@ -42,7 +44,11 @@ describe('before a run', () => {
       at(2_000),
       { kind: 'hold', ms: 2_000, then: 'rerun' },
     ],
-    ['due in 20 s: NAKed with the wait', at(20_000), { kind: 'nak', delayMs: 20_000 }],
+    [
+      'due in 20 s: held here too (a NAK would count as an attempt)',
+      at(20_000),
+      { kind: 'hold', ms: 20_000, then: 'rerun' },
+    ],
     [
       'due in an hour: with the scheduler, the attempts made unchanged',
       at(3_600_000),
