@@ -227,6 +227,8 @@ export function normalize(input: Script, cfg: ModelConfig, crashLanes: number): 
   const intake = s.entry === 'http' || s.entry === 'batch';
   if (s.collide === 'fire' && !(intake && !s.key && repeat && !s.cancel && s.units.length >= 2)) delete s.collide;
   if (s.collide === 'schedule' && !(intake && !s.key && scheduled && !s.cancel)) delete s.collide;
+  // Its target must go to the scheduler however long intake takes to answer: a relative delay.
+  if (s.collide === 'schedule' && s.timing.kind === 'delay') s.timing = { ...s.timing, runAt: false };
   if (s.collide === 'redrive' && (repeat || !isImmediateRedrive(s.units[0]!.ops[0]))) delete s.collide;
   if (s.maxAttempts === undefined) delete s.maxAttempts;
   if (s.cancel === undefined) delete s.cancel;

@@ -3,8 +3,17 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '@redrive/test-support';
 import { MODEL_CONFIG } from './compressed.js';
+import { REGRESSIONS } from './regressions.js';
 import { generateScripts, normalize, shrinkCandidates, sizeOf } from './generate.js';
-import { DOCUMENTED_POLICY, ERROR_CLASSES, predict, predictUnit, type ModelConfig, type Script } from './model.js';
+import {
+  DOCUMENTED_POLICY,
+  ERROR_CLASSES,
+  predict,
+  predictUnit,
+  predictWithGhosts,
+  type ModelConfig,
+  type Script,
+} from './model.js';
 
 // The reference model on its own: the contract's examples worked by hand, the model's table
 // read against README's, and the generator's scripts all predictable.
@@ -116,6 +125,32 @@ describe('the model', () => {
     expect(p.deadLetters[0]).toMatchObject({ errorClass: 'crash', attempts: 3, resolution: 'redriven' });
   });
 
+  it('allows a delivery to the worker that died after a crash, which counts as an attempt', () => {
+    const p = predictWithGhosts(cfg, { outcomes: ['crash', 'crash'], ops: [] }, { firstEvents: [], route: 'direct' });
+    expect(p.lives).toEqual([['job.dead_lettered@3:retries_exhausted:crash']]);
+    expect(p.alternatives!.map((a) => a.lives[0]![0])).toEqual([
+      'job.dead_lettered@4:retries_exhausted:crash',
+      'job.dead_lettered@5:retries_exhausted:crash',
+      'job.dead_lettered@6:retries_exhausted:crash',
+      'job.dead_lettered@7:retries_exhausted:crash',
+    ]);
+    // A ghost delivery spends budget too: with maxAttempts 2 the crashed job's retry is its last.
+    const q = predictWithGhosts(
+      cfg,
+      { outcomes: ['crash', 'net'], ops: [] },
+      {
+        maxAttempts: 3,
+        firstEvents: [],
+        route: 'direct',
+      },
+    );
+    expect(q.lives[0]).toEqual(['attempt.failed@2:network', 'attempt.succeeded@3']);
+    expect(q.alternatives!.map((a) => a.lives[0])).toContainEqual([
+      'attempt.failed@3:network',
+      'job.dead_lettered@3:retries_exhausted:network',
+    ]);
+  });
+
   it('starts a redriven life at attempt 1 with a full budget (issue 17: the same hand-off again)', () => {
     const p = predictUnit(
       cfg,
@@ -204,6 +239,13 @@ describe('the model', () => {
     const p = predict(cfg, script({ units: [{ outcomes: ['nr'], ops: ['now'] }], collide: 'redrive' }));
     expect(p.jobs.map((j) => j.ref)).toEqual(['job', 'collider']);
     expect(p.jobs[1]!.lives).toEqual([['job.accepted', 'attempt.succeeded@1']]);
+  });
+
+  it('predicts the regression scripts as they are written (normalising changes none of them)', () => {
+    for (const r of REGRESSIONS) {
+      expect(normalize(r.script, cfg, 2), r.name).toEqual(r.script);
+      expect(predict(cfg, r.script).jobs.length, r.name).toBeGreaterThan(0);
+    }
   });
 
   it('predicts every generated script, none of whose retries straddles a threshold', () => {

@@ -306,6 +306,12 @@ export interface UnitOptions {
   repeatFire?: boolean;
   /** The first run waits for a producer's delay in this range. */
   route: string;
+  /**
+   * Deliveries JetStream makes after each crash (in order) to the pull request of the worker
+   * that died, before one reaches a live worker: each counts as an attempt (README: attempts are
+   * Redrive-Attempt + the delivery count). nats-server 2.9 sometimes makes one.
+   */
+  ghosts?: readonly number[];
 }
 
 /** The status a job summary shows after its last lifecycle event. */
@@ -337,6 +343,7 @@ export function predictUnit(cfg: ModelConfig, unit: Unit, opts: UnitOptions): Un
   let attempt = 0;
   let crashes = 0;
   let edits = 0;
+  let crashed = 0;
   let terminal: UnitPrediction['terminal'] | undefined;
   let succeededAttempt: number | undefined;
   let stopRun: number | undefined;
@@ -383,6 +390,7 @@ export function predictUnit(cfg: ModelConfig, unit: Unit, opts: UnitOptions): Un
     runs++;
     if (outcome === 'crash') {
       crashes++;
+      attempt += opts.ghosts?.[crashed++] ?? 0;
       path.push('X');
       continue;
     }
@@ -438,6 +446,34 @@ export interface JobPrediction extends UnitPrediction {
   presence: 'required' | 'afterStop' | 'afterCancel';
   /** Whether the job carries an idempotency key (its success is recorded in COMPLETIONS). */
   keyed: boolean;
+  /** Other histories the contract allows: after a crash, deliveries to the worker that died. */
+  alternatives?: UnitPrediction[];
+}
+
+/** Ghost deliveries after each crash, up to this many: nats-server 2.9 makes at most one in practice. */
+const MAX_GHOSTS = 2;
+
+/** The prediction with no ghost delivery, and the other ones as alternatives. */
+export function predictWithGhosts(
+  cfg: ModelConfig,
+  unit: Unit,
+  opts: UnitOptions,
+): UnitPrediction & { alternatives?: UnitPrediction[] } {
+  const main = predictUnit(cfg, unit, opts);
+  const crashes = Math.min(4, unit.outcomes.filter((o) => o === 'crash').length);
+  if (crashes === 0) return main;
+  const seen = new Set([JSON.stringify([main.lives, main.deadLetters])]);
+  const alternatives: UnitPrediction[] = [];
+  for (let v = 1; v < (MAX_GHOSTS + 1) ** crashes; v++) {
+    const ghosts = Array.from({ length: crashes }, (_, i) => Math.floor(v / (MAX_GHOSTS + 1) ** i) % (MAX_GHOSTS + 1));
+    const alt = predictUnit(cfg, unit, { ...opts, ghosts });
+    const key = JSON.stringify([alt.lives, alt.deadLetters]);
+    if (!seen.has(key)) {
+      seen.add(key);
+      alternatives.push(alt);
+    }
+  }
+  return { ...main, alternatives };
 }
 
 export interface ScriptPrediction {
@@ -480,7 +516,12 @@ export function predict(cfg: ModelConfig, s: Script): ScriptPrediction {
   if (route === 'repeat') {
     let afterStop = false;
     for (const [i, unit] of s.units.entries()) {
-      const p = predictUnit(cfg, unit, { ...base, firstEvents: [], repeatFire: s.cancel === undefined, route: 'F' });
+      const p = predictWithGhosts(cfg, unit, {
+        ...base,
+        firstEvents: [],
+        repeatFire: s.cancel === undefined,
+        route: 'F',
+      });
       const presence = afterStop
         ? 'afterStop'
         : s.cancel !== undefined && i + 1 > s.cancel.after
@@ -515,7 +556,7 @@ export function predict(cfg: ModelConfig, s: Script): ScriptPrediction {
       keyed: s.key,
     });
   } else {
-    const p = predictUnit(cfg, s.units[0]!, { ...base, firstEvents: accepted, route: `${route}-` });
+    const p = predictWithGhosts(cfg, s.units[0]!, { ...base, firstEvents: accepted, route: `${route}-` });
     jobs.push({ ...p, ref: 'job', presence: 'required', keyed: s.key });
     if (route === 'scheduled') schedule = { route, baseEvents: [], cancelled: 'no' };
   }
