@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '@redrive/test-support';
 import { MODEL_CONFIG } from './compressed.js';
-import { REGRESSIONS } from './regressions.js';
+import { job, REGRESSIONS } from './regressions.js';
 import { generateScripts, normalize, shrinkCandidates, sizeOf } from './generate.js';
 import {
   DOCUMENTED_POLICY,
@@ -12,7 +12,6 @@ import {
   predictUnit,
   predictWithGhosts,
   type ModelConfig,
-  type Script,
 } from './model.js';
 
 // The reference model on its own: the contract's examples worked by hand, the model's table
@@ -20,16 +19,7 @@ import {
 
 const cfg: ModelConfig = MODEL_CONFIG;
 
-const script = (over: Partial<Script>): Script => ({
-  entry: 'http',
-  priority: 'normal',
-  key: false,
-  dup: false,
-  timing: { kind: 'now' },
-  crashLane: 0,
-  units: [{ outcomes: [], ops: [] }],
-  ...over,
-});
+const script = job;
 
 describe('the model', () => {
   it("has README's retry table", () => {
