@@ -11,7 +11,7 @@ import {
   type Priority,
   type Topology,
 } from '@redrive/messaging';
-import { classify, type RetryPolicy } from '@redrive/retry-policy';
+import { classify, retryDelay, type RetryPolicy } from '@redrive/retry-policy';
 import { ValidationError, type HandlerDefinition } from '@redrive/sdk';
 import {
   ensureTraceContext,
@@ -75,6 +75,8 @@ const HAND_BACK_DELAY_MS = 1_000;
 const SUSPECT_STAGGER_MS = 2_000;
 /** How long the runs of a job that never ended are remembered. */
 const RUN_COUNT_TTL_MS = 24 * 3_600_000;
+/** Tries to open a consumer before a worker gives up and exits (its supervisor restarts it). */
+const CONSUMER_LOOKUP_TRIES = 10;
 /** A run still going after this gets an attempt.started event of its own. */
 const STARTED_EVENT_AFTER_MS = 1_000;
 
@@ -306,8 +308,19 @@ export function createDispatcher(deps: DispatcherDeps) {
 
   async function consumeLane(lane: Priority, type: string): Promise<void> {
     const name = topology.workerConsumerName(lane, type);
-    const consumer = await deps.js.consumers.get(topology.streams.jobs, name);
-    const messages = await consumer.consume({ max_messages: deps.prefetch });
+    // A busy or restarting server can time out the consumer lookup: try again rather than die.
+    let messages: ConsumerMessages | undefined;
+    for (let n = 1; !messages; n++) {
+      try {
+        const consumer = await deps.js.consumers.get(topology.streams.jobs, name);
+        messages = await consumer.consume({ max_messages: deps.prefetch });
+      } catch (err) {
+        if (stopping || n >= CONSUMER_LOOKUP_TRIES) throw err;
+        const retryInMs = retryDelay({ baseMs: 500, maxMs: 5_000 }, n);
+        logger.warn({ err, lane, type, retryInMs }, 'could not open the consumer; trying again');
+        await new Promise((r) => setTimeout(r, retryInMs));
+      }
+    }
     streams.push(messages);
     for await (const m of messages) {
       if (stopping) {
