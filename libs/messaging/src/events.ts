@@ -1,5 +1,6 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { createUuidV7 } from './ids.js';
+import { redactUrls } from './redact.js';
 import type { Topology } from './topology.js';
 
 /** The lifecycle events every service publishes on `events.<kind>` for the audit trail. */
@@ -65,12 +66,15 @@ const ENVELOPE_BYTES = 4 * 1024;
 const MAX_ERROR_CHARS = 1_000;
 
 /**
- * The JSON of one event, made to fit in `maxBytes`: an error text is cut to one line of at most
- * 1,000 characters, and data too large to store (a handler's huge log line or progress value)
+ * The JSON of one event, made to fit in `maxBytes`: an error text keeps only the origins of its
+ * URLs and is cut to one line of at most 1,000 characters, and data too large to store (a handler's huge log line or progress value)
  * is replaced by a note of its size. An event that cannot be stored would hold up the job it
  * belongs to forever; one that is cut still says what happened.
  */
 export function encodeEvent(event: LifecycleEvent, maxBytes: number): string {
+  // Every URL in the error text is cut to its origin: the audit trail keeps it for 30 days and
+  // shows it to every viewer, and a webhook's path is its secret (redactUrls).
+  if (event.error !== undefined) event.error = redactUrls(event.error);
   if (event.error !== undefined && event.error.length > MAX_ERROR_CHARS)
     event.error = Array.from(event.error).slice(0, MAX_ERROR_CHARS).join('');
   let json = JSON.stringify(event);

@@ -1,4 +1,5 @@
 import { headers as natsHeaders, type MsgHdrs } from '@nats-io/nats-core';
+import { redactUrls } from './redact.js';
 
 /** The header names of the wire contract (DESIGN.md). */
 export const H = {
@@ -173,7 +174,10 @@ export function writeJobHeaders(
   return h;
 }
 
-/** Writes dead-letter headers; the error text is cut to one line of at most 1,000 characters. */
+/**
+ * Writes dead-letter headers; the error text is cut to one line of at most 1,000 characters,
+ * with every URL in it cut to its origin (a webhook's path is its secret: redactUrls).
+ */
 export function writeDeadLetterHeaders(dl: DeadLetterHeaders, h: MsgHdrs = natsHeaders()): MsgHdrs {
   h.set(H.originalSubject, dl.originalSubject);
   h.set(H.originalSeq, String(dl.originalSeq));
@@ -183,7 +187,7 @@ export function writeDeadLetterHeaders(dl: DeadLetterHeaders, h: MsgHdrs = natsH
   if (dl.error)
     h.set(
       H.error,
-      Array.from(dl.error.replace(/[\r\n]+/g, ' '))
+      Array.from(redactUrls(dl.error).replace(/[\r\n]+/g, ' '))
         .slice(0, 1_000)
         .join(''),
     );

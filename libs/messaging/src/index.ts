@@ -7,6 +7,7 @@ export {
 export { connectAndProvision, logProvisioned } from './bootstrap.js';
 export { connectNats, natsConnectionOptions, type NatsSettings } from './connection.js';
 export { createUuidV7 } from './ids.js';
+export { redactUrlCredentials, redactUrls } from './redact.js';
 export {
   createHeaders,
   DEAD_LETTER_REASONS,
@@ -50,6 +51,7 @@ export {
   createEventPublisher,
   deadLetteredEventId,
   decodeEvents,
+  encodeEvent,
   EVENT_KINDS,
   type EventInput,
   type EventKind,
