@@ -1,4 +1,7 @@
+import { redactUrlCredentials } from '@redrive/messaging';
 import { z } from 'zod';
+import { describePosition, jsonSyntaxError } from './json-syntax.js';
+import { secretProblem } from './secrets.js';
 
 // Field builders for environment variables. Every builder takes the raw string (or undefined
 // when unset) and either yields a typed value or an issue whose message says what was
@@ -176,9 +179,10 @@ export function urlList(def: readonly string[], schemes: readonly string[], defa
         ok = false;
       }
       if (!ok) {
+        // A URL's user and password are not repeated (nats://alice:…@host would show the password).
         ctx.addIssue({
           code: 'custom',
-          message: `expected comma-separated URLs (${schemes.join(', ')}), bad: "${item}"`,
+          message: `expected comma-separated URLs (${schemes.join(', ')}), bad: "${redactUrlCredentials(item)}"`,
         });
         return z.NEVER;
       }
@@ -197,20 +201,31 @@ export function optUrl() {
     } catch {
       // fall through to the issue
     }
-    ctx.addIssue({ code: 'custom', message: `expected an http(s) URL, got "${v}"` });
+    ctx.addIssue({ code: 'custom', message: `expected an http(s) URL, got "${redactUrlCredentials(v)}"` });
     return z.NEVER;
   });
 }
 
-/** A JSON value checked by `schema`; the issue names the JSON path that is wrong. */
+/**
+ * A JSON value checked by `schema`; the issue names the JSON path that is wrong. A value that
+ * is not JSON is reported by position and what was expected there, never quoted: JSON
+ * variables hold tokens and keys (DLQ_TOKENS, INTAKE_API_KEYS), and JSON.parse's own message
+ * repeats the text around the mistake.
+ */
 export function json<S extends z.ZodType>(schema: S, def: z.output<S>) {
   return optionalString().transform((v, ctx): z.output<S> => {
     if (v === undefined) return def;
     let parsed: unknown;
     try {
       parsed = JSON.parse(v);
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', message: `expected JSON, got a parse error: ${(err as Error).message}` });
+    } catch {
+      const stop = jsonSyntaxError(v);
+      ctx.addIssue({
+        code: 'custom',
+        message: stop
+          ? `expected JSON; it stops being JSON ${describePosition(v, stop.at)}, where ${stop.expected} was expected (the value is not shown: it may hold secrets)`
+          : 'expected JSON (the value is not shown: it may hold secrets)',
+      });
       return z.NEVER;
     }
     const r = schema.safeParse(parsed);
@@ -221,4 +236,23 @@ export function json<S extends z.ZodType>(schema: S, def: z.output<S>) {
     }
     return r.data;
   });
+}
+
+/**
+ * An optional secret (a password, a token): refused when it is an example value from
+ * documentation or a compose file (`change-me-…`, `<…>`, `admin`…) or shorter than
+ * `minLength` (16 unless given; 0 checks no length). Its value never appears in a problem,
+ * and parseEnv keeps it out of every other variable's problems too.
+ */
+export function secret(opts: { minLength?: number } = {}) {
+  const minLength = opts.minLength ?? 16;
+  const field = optionalString().transform((v, ctx) => {
+    const problem = v === undefined ? undefined : secretProblem(v, minLength);
+    if (problem) {
+      ctx.addIssue({ code: 'custom', message: `${problem} (the value is not shown)` });
+      return z.NEVER;
+    }
+    return v;
+  });
+  return field.meta({ secret: true });
 }

@@ -14,9 +14,11 @@ export {
   parseBytes,
   parseDuration,
   port,
+  secret,
   str,
   urlList,
 } from './fields.js';
+export { isExampleSecret, secretText } from './secrets.js';
 export { natsEnv, natsSettingsFrom } from './nats.js';
 export { topologyEnv, topologyOptionsFrom } from './topology.js';
 export { runtimeEnv } from './runtime.js';

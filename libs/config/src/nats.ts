@@ -1,5 +1,5 @@
 import type { Frozen } from './load.js';
-import { bool, optStr, urlList } from './fields.js';
+import { bool, optStr, secret, urlList } from './fields.js';
 
 /** Environment variables for the NATS connection, shared by every service. */
 export const natsEnv = {
@@ -7,8 +7,10 @@ export const natsEnv = {
     'comma-separated servers (`nats://`, `tls://`, `ws://`, `wss://`, or bare `host:port`)',
   ),
   NATS_USER: optStr().describe('user/password authentication: the user'),
-  NATS_PASSWORD: optStr().describe('user/password authentication: the password'),
-  NATS_TOKEN: optStr().describe('token authentication'),
+  // Secret: never repeated in a problem; an example value is refused (no length rule: the
+  // server decides what a password is).
+  NATS_PASSWORD: secret({ minLength: 0 }).describe('user/password authentication: the password'),
+  NATS_TOKEN: secret({ minLength: 0 }).describe('token authentication'),
   NATS_CREDS_FILE: optStr().describe('a `.creds` file (JWT + nkey)'),
   // A file with the user's nkey seed (SU…), e.g. a mounted secret.
   NATS_NKEY_SEED_FILE: optStr().describe("a file with the user's nkey seed (`SU…`), e.g. a mounted secret"),
