@@ -4,19 +4,19 @@ import { createLogger, loadConfigOrExit, runService, ShutdownStack, within } fro
 import { connectAndProvision, ensureConsumer, logProvisioned, streamProblems } from '@redrive/messaging';
 import { closePool, createPool, ensureDatabase, migrate } from '@redrive/store';
 import { createMetricsRegistry, startTelemetry } from '@redrive/telemetry';
-import { createAdmin } from './admin.js';
-import { createAdvisoryHandler } from './advisories.js';
-import { buildDlqApp } from './app.js';
-import { createTokenAuth } from './auth.js';
-import { scheduleCleanup } from './cleanup.js';
+import { createProjector } from './audit/projector.js';
+import { createAdvisoryHandler } from './dead-letters/advisories.js';
+import { scheduleCleanup } from './dead-letters/cleanup.js';
+import { createRecorder } from './dead-letters/recorder.js';
+import { createAdmin } from './operations/admin.js';
+import { buildDlqApp } from './operations/app.js';
+import { createTokenAuth } from './operations/auth.js';
+import { startMicroService } from './operations/micro.js';
 import { loadDlqConfig } from './config.js';
 import { CONSUMERS, dlqConsumerConfigs } from './consumers.js';
 import { createFaults } from './faults.js';
 import { createDlqMetrics } from './metrics.js';
-import { startMicroService } from './micro.js';
-import { createProjector } from './projector.js';
 import { startPullLoop } from './pull-loop.js';
-import { createRecorder } from './recorder.js';
 
 const config = loadConfigOrExit('dlq-manager', () => loadDlqConfig());
 const logger = createLogger({ service: 'dlq-manager', level: config.log.level, pretty: config.log.pretty });
@@ -106,7 +106,11 @@ await runService({
     });
 
     const admin = createAdmin({ pool, js, jsm, topology, metrics, logger, retentionMs: config.retentionMs });
-    const cleanup = scheduleCleanup({ admin, intervalMs: config.cleanupIntervalMs, logger });
+    const cleanup = scheduleCleanup({
+      run: () => admin.cleanup({}, { name: 'retention' }),
+      intervalMs: config.cleanupIntervalMs,
+      logger,
+    });
     stack.add('cleanup', () => cleanup.stop());
 
     const micro = await startMicroService({ nc, admin, topology, version, logger });

@@ -1,5 +1,9 @@
 import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import type { Logger } from '@redrive/lifecycle';
+import { retryDelay } from '@redrive/retry-policy';
+
+/** The wait after failed pull number n: 500 ms doubling to 5 s. */
+const PULL_RETRY = { baseMs: 500, maxMs: 5_000 } as const;
 
 /** Acts on each message; a connection closed meanwhile must not throw out of a timer. */
 function settleQuietly(msgs: JsMsg[], act: (m: JsMsg) => unknown): void {
@@ -71,7 +75,7 @@ export function startPullLoop(opts: PullLoopOptions) {
       if (!stopping) opts.logger.warn({ err, loop: opts.name }, 'pull failed; retrying');
       await new Promise<void>((resolve) => {
         wake = resolve;
-        setTimeout(resolve, Math.min(5_000, 250 * 2 ** Math.min(failures, 5)));
+        setTimeout(resolve, retryDelay(PULL_RETRY, failures));
       });
       // What was pulled before the failure is still ours to handle.
     }

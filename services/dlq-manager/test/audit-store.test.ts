@@ -2,7 +2,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closePool, createPool, migrate, type Pool } from '@redrive/store';
 import { createTestDatabase, type TestDatabase } from '@redrive/test-support';
-import { appendAudit, readSummary, readTimeline, type AuditRow } from '../src/audit.js';
+import { appendAudit, readSummary, readTimeline, type AuditRow } from '../src/audit/store.js';
 
 // The audit projection's one statement against a real Postgres: idempotent by event id, and
 // a summary that is right whatever order (and however often) events arrive in.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { judgeClaim, type Advisory, type ConsumerState } from '../src/advisories.js';
+import { judgeClaim, type Advisory, type ConsumerState } from '../src/dead-letters/claims.js';
 
 const adv = (over: Partial<Advisory> = {}): Advisory => ({
   reason: 'max_deliveries',

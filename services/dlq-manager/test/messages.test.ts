@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { createHeaders, H, Topology, writeDeadLetterHeaders } from '@redrive/messaging';
-import { advisoryDeadLetter, parseAdvisory } from '../src/advisories.js';
-import { deadLetterFromMessage, traceIdFromTraceparent } from '../src/recorder.js';
-import { buildRedrive } from '../src/redrive.js';
+import { advisoryDeadLetter } from '../src/dead-letters/advisories.js';
+import { parseAdvisory } from '../src/dead-letters/claims.js';
+import { deadLetterFromMessage, traceIdFromTraceparent } from '../src/dead-letters/recorder.js';
+import { buildRedrive } from '../src/dead-letters/redrive.js';
 
 const topology = new Topology({ prefix: 'acme' });
 const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));

@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { HttpError } from '@redrive/http';
-import { decodeCursor, dueAtOf, encodeCursor, payloadFields } from '../src/admin.js';
-import { eventToRow, parseEventMessage, statusOf, toTimeline } from '../src/audit.js';
-import { createTokenAuth } from '../src/auth.js';
+import { eventToRow, parseEventMessage, statusOf, toTimeline } from '../src/audit/store.js';
+import { createTokenAuth } from '../src/operations/auth.js';
 import { loadDlqConfig } from '../src/config.js';
-import { filterSql } from '../src/dead-letters.js';
+import { OperationError } from '../src/dead-letters/errors.js';
+import { dueAtOf } from '../src/dead-letters/redrive.js';
+import { filterSql } from '../src/dead-letters/store.js';
+import { decodeCursor, encodeCursor, payloadFields } from '../src/dead-letters/views.js';
 
 const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
 const fallback = { id: 'EVENTS:9', kind: 'job.log', at: new Date('2030-01-01T00:00:00Z') };
@@ -159,7 +160,7 @@ describe('dead letter filters', () => {
 describe('requests', () => {
   it('round-trips cursors and refuses foreign ones', () => {
     expect(decodeCursor(encodeCursor(12345))).toBe(12345);
-    expect(() => decodeCursor('bm9wZQ')).toThrow(HttpError);
+    expect(() => decodeCursor('bm9wZQ')).toThrow(OperationError);
   });
 
   it.each([
@@ -175,7 +176,7 @@ describe('requests', () => {
   it.each([[{ delay: 'soon' }], [{ at: 'tomorrow' }], [{ delay: '1m', at: '2030-01-01T00:00:00Z' }]])(
     'refuses %j',
     (req) => {
-      expect(() => dueAtOf(req, new Date())).toThrow(HttpError);
+      expect(() => dueAtOf(req, new Date())).toThrow(OperationError);
     },
   );
 

@@ -75,6 +75,8 @@ export function createFiringLoop(deps: FiringDeps) {
    * the error that ended the round, if any), so the next round can claim and publish meanwhile.
    */
   async function fireRound(): Promise<{ claimed: number; committed: Promise<Error | undefined> }> {
+    // Its own BEGIN/COMMIT rather than libs/store's inTransaction: the commit outlives this
+    // call (it runs while the next round claims and publishes), which inTransaction cannot do.
     const client = await deps.pool.connect();
     const abort = async (err: unknown) => {
       await client.query('ROLLBACK').catch(() => undefined);

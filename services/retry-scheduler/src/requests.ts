@@ -14,8 +14,7 @@ import {
   type Topology,
 } from '@redrive/messaging';
 import { firstFire, parseRepeatSpec, RepeatSpecError } from '@redrive/recurrence';
-import type { Pool } from '@redrive/store';
-import type { PoolClient } from 'pg';
+import { inTransaction, type Pool } from '@redrive/store';
 import { v7 as uuidv7 } from 'uuid';
 import type { SchedulerMetrics } from './metrics.js';
 import { publishCancelled } from './cancelled.js';
@@ -174,26 +173,26 @@ export function createRequestConsumer(deps: RequestConsumerDeps) {
       }
     }
     if (creates.length + cancels.length > 0) {
-      let client: PoolClient | undefined;
-      let broken = false;
       try {
-        client = await deps.pool.connect();
-        await client.query('BEGIN');
-        const created = await insertSchedules(client, deps.namespace, creates);
-        const cancelled = await cancelSchedules(client, deps.namespace, cancels);
-        endedJobs = await cancelledAmong(
-          client,
-          deps.namespace,
-          cancels.map((c) => c.id),
-        );
-        const earliest = created.reduce<Date | undefined>(
-          (min, c) => (!min || c.dueAt < min ? c.dueAt : min),
-          undefined,
-        );
-        // Delivered at commit to every replica's LISTEN connection, so each re-arms its timer.
-        if (earliest)
-          await client.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, `${deps.namespace} ${earliest.getTime()}`]);
-        await client.query('COMMIT');
+        const stored = await inTransaction(deps.pool, async (client) => {
+          const created = await insertSchedules(client, deps.namespace, creates);
+          const cancelled = await cancelSchedules(client, deps.namespace, cancels);
+          const ended = await cancelledAmong(
+            client,
+            deps.namespace,
+            cancels.map((c) => c.id),
+          );
+          const earliest = created.reduce<Date | undefined>(
+            (min, c) => (!min || c.dueAt < min ? c.dueAt : min),
+            undefined,
+          );
+          // Delivered at commit to every replica's LISTEN connection, so each re-arms its timer.
+          if (earliest)
+            await client.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, `${deps.namespace} ${earliest.getTime()}`]);
+          return { created, cancelled, ended, earliest };
+        });
+        const { created, cancelled, earliest } = stored;
+        endedJobs = stored.ended;
         if (earliest) deps.onStored(earliest);
         for (const c of creates) {
           const fresh = created.some((r) => r.id === c.id);
@@ -210,16 +209,12 @@ export function createRequestConsumer(deps: RequestConsumerDeps) {
         }
         if (created.length > 0) logger.debug({ stored: created.length, requests: creates.length }, 'schedules stored');
       } catch (err) {
-        broken = true;
-        await client?.query('ROLLBACK').catch(() => undefined);
         logger.error(
           { err, requests: settled.length },
           'storing schedule requests failed; they will be delivered again',
         );
         for (const m of settled) m.nak(RETRY_DELAY_MS);
         settled.length = 0;
-      } finally {
-        client?.release(broken ? true : undefined);
       }
     }
     if (endedJobs.length > 0) {

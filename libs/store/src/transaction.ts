@@ -1,5 +1,29 @@
 import type { Logger } from '@redrive/lifecycle';
-import { isConnectionFailure } from '@redrive/store';
+import { retryDelay } from '@redrive/retry-policy';
+import type { Pool, PoolClient } from 'pg';
+import { isConnectionFailure } from './errors.js';
+
+/**
+ * Runs `work` in a transaction on one pooled connection: COMMIT when it resolves, ROLLBACK
+ * when it throws. A connection that failed mid-way is discarded rather than reused.
+ */
+export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {
+      broken = true;
+    });
+    throw err;
+  } finally {
+    client.release(broken ? true : undefined);
+  }
+}
 
 // SQLSTATEs worth simply running again: serialization failure and deadlock.
 const TRANSIENT_SQLSTATES = new Set(['40001', '40P01']);
@@ -11,10 +35,8 @@ export function isTransient(err: unknown): boolean {
   return typeof code === 'string' && TRANSIENT_SQLSTATES.has(code);
 }
 
-/** The wait before retry number `n` (1-based): 250 ms doubling to 5 s. */
-export function retryDelayMs(n: number): number {
-  return Math.min(5_000, 250 * 2 ** Math.max(0, n - 1));
-}
+/** The wait before retry number `n` (1-based) of `untilStored`: 250 ms doubling to 5 s. */
+export const STORE_RETRY = { baseMs: 250, maxMs: 5_000 } as const;
 
 /** Thrown by `untilStored` when shutdown began before the write succeeded. */
 export class AbandonedError extends Error {
@@ -22,8 +44,9 @@ export class AbandonedError extends Error {
 }
 
 /**
- * Runs `write` until it succeeds, waiting with backoff while Postgres is unreachable; a
- * non-transient error is thrown at once. Gives up with AbandonedError once `stopping()`.
+ * Runs `write` until it succeeds, waiting with backoff (STORE_RETRY) while Postgres is
+ * unreachable; a non-transient error is thrown at once. Gives up with AbandonedError once
+ * `stopping()`.
  */
 export async function untilStored<T>(
   write: () => Promise<T>,
@@ -35,7 +58,7 @@ export async function untilStored<T>(
     } catch (err) {
       if (!isTransient(err)) throw err;
       if (opts.stopping()) throw new AbandonedError(`${opts.what}: shutting down while Postgres is unavailable`);
-      const wait = retryDelayMs(attempt);
+      const wait = retryDelay(STORE_RETRY, attempt);
       // The first failure and then every tenth, so a long outage does not flood the log.
       if (attempt === 1 || attempt % 10 === 0)
         opts.logger.warn({ err, attempt, retryInMs: wait }, `${opts.what}: Postgres unavailable, waiting`);

@@ -2,9 +2,9 @@ import type { JsMsg } from '@nats-io/jetstream';
 import type { Logger } from '@redrive/lifecycle';
 import type { Topology } from '@redrive/messaging';
 import type { Pool } from '@redrive/store';
-import { appendAudit, parseEventMessage, type AuditRow } from './audit.js';
-import type { DlqMetrics } from './metrics.js';
-import { AbandonedError, untilStored } from './store-retry.js';
+import { appendAudit, parseEventMessage, type AuditRow } from './store.js';
+import type { DlqMetrics } from '../metrics.js';
+import { AbandonedError, untilStored } from '@redrive/store';
 
 export interface ProjectorDeps {
   pool: Pool;

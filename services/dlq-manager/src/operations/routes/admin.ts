@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { errorBodySchema } from '@redrive/http';
 import type { Actor, Admin, BulkRedriveRequest, RedriveRequest } from '../admin.js';
-import type { DeadLetterFilter } from '../dead-letters.js';
+import type { DeadLetterFilter } from '../../dead-letters/store.js';
 import {
   bulkRedriveBody,
   bulkRedriveResponse,

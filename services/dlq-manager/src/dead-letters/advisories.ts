@@ -16,126 +16,20 @@ import {
   jobIdOf,
   msgIds,
   readAttempt,
-  subjectMatches,
   writeDeadLetterHeaders,
-  type DeadLetterReason,
   type MsgHdrs,
   type Topology,
 } from '@redrive/messaging';
-import type { Pool } from '@redrive/store';
-import { deadLetterExists } from './dead-letters.js';
-import type { Faults } from './faults.js';
-import type { DlqMetrics } from './metrics.js';
+import { retryDelay } from '@redrive/retry-policy';
+import { AbandonedError, untilStored, type Pool } from '@redrive/store';
+import { deadLetterExists } from './store.js';
+import type { Faults } from '../faults.js';
+import type { DlqMetrics } from '../metrics.js';
 import { PAYLOAD_UNAVAILABLE_HEADER } from './recorder.js';
-import { AbandonedError, untilStored } from './store-retry.js';
+import { judgeClaim, parseAdvisory, type Advisory } from './claims.js';
 
-/** A JetStream advisory about a message the server or a client gave up on. */
-export interface Advisory {
-  reason: Extract<DeadLetterReason, 'max_deliveries' | 'terminated'>;
-  stream: string;
-  consumer: string;
-  streamSeq: number;
-  deliveries: number;
-}
-
-const ADVISORY_TYPES: Record<string, Advisory['reason']> = {
-  'io.nats.jetstream.advisory.v1.max_deliver': 'max_deliveries',
-  'io.nats.jetstream.advisory.v1.terminated': 'terminated',
-};
-
-/** Reads a MAX_DELIVERIES or MSG_TERMINATED advisory; undefined for anything else. */
-export function parseAdvisory(data: Uint8Array): Advisory | undefined {
-  let a: Record<string, unknown>;
-  try {
-    a = JSON.parse(new TextDecoder().decode(data)) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
-  const reason = typeof a?.type === 'string' ? ADVISORY_TYPES[a.type] : undefined;
-  const seq = a?.stream_seq;
-  if (!reason || typeof a.stream !== 'string' || typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1)
-    return undefined;
-  return {
-    reason,
-    stream: a.stream,
-    consumer: typeof a.consumer === 'string' ? a.consumer : '',
-    streamSeq: seq,
-    deliveries: typeof a.deliveries === 'number' ? a.deliveries : 0,
-  };
-}
-
-/** What an advisory's claim is checked against: the state of the consumer it names. */
-export interface ConsumerState {
-  delivered: { stream_seq: number };
-  ack_floor: { stream_seq: number };
-  num_ack_pending: number;
-  config: Pick<ConsumerInfo['config'], 'max_deliver' | 'filter_subject' | 'filter_subjects'>;
-}
-
-/**
- * What the named consumer says of an advisory's claim. `refuted`: it cannot be true (no such
- * consumer, a message that consumer does not deliver or has not delivered yet, fewer deliveries
- * than its max_deliver), and never will be. `undecided`: the message may still be awaiting its
- * ack. `confirmed`: the consumer delivered the message and no longer awaits an ack for it.
- */
-export type ClaimVerdict = { verdict: 'confirmed' } | { verdict: 'refuted' | 'undecided'; why: string };
-
-/**
- * Checks an advisory against the consumer it names (pure). Advisories are JetStream's pointers,
- * and anyone who can publish on `$JS.EVENT.ADVISORY.>` could forge one (NATS permissions
- * forbid every client that, docs/security.md): acted on blindly, a forged MAX_DELIVERIES would
- * copy a pending job to the DLQ and delete it from JOBS. So nothing is done on a claim the
- * consumer's own state does not bear out:
- *
- * - the consumer exists, and its filter covers the message's subject;
- * - it has delivered the message (its delivered stream sequence has passed it);
- * - for MAX_DELIVERIES, it has a max_deliver and the advisory counts at least that many;
- * - it is no longer waiting for the message's ack: its ack floor has passed it, or nothing at
- *   all awaits an ack. JetStream says no more per message: a server gives up on a message
- *   by dropping it from the consumer's pending set (2.12 also moves the ack floor past it);
- *   on older servers a consumer that is never idle keeps its floor below such a message, and
- *   the claim stays undecided (and is asked again) until the consumer has a quiet moment.
- */
-export function judgeClaim(
-  adv: Advisory,
-  consumer: ConsumerState | undefined,
-  originalSubject: string | undefined,
-): ClaimVerdict {
-  const name = `consumer ${adv.consumer || '(none)'} of ${adv.stream}`;
-  if (!consumer) return { verdict: 'refuted', why: `${name} does not exist` };
-  const filters = consumer.config.filter_subjects?.length
-    ? consumer.config.filter_subjects
-    : consumer.config.filter_subject
-      ? [consumer.config.filter_subject]
-      : [];
-  if (originalSubject !== undefined && filters.length > 0 && !filters.some((f) => subjectMatches(f, originalSubject)))
-    return {
-      verdict: 'refuted',
-      why: `${name} does not deliver ${originalSubject} (it filters ${filters.join(', ')})`,
-    };
-  if (consumer.delivered.stream_seq < adv.streamSeq)
-    return {
-      verdict: 'refuted',
-      why: `${name} has not delivered sequence ${adv.streamSeq} (it has delivered up to ${consumer.delivered.stream_seq})`,
-    };
-  if (adv.reason === 'max_deliveries') {
-    const max = consumer.config.max_deliver ?? -1;
-    if (max <= 0) return { verdict: 'refuted', why: `${name} has no max_deliver, so it never gives up on a message` };
-    if (adv.deliveries < max)
-      return {
-        verdict: 'refuted',
-        why: `the advisory counts ${adv.deliveries} deliveries; ${name} gives up after ${max}`,
-      };
-  }
-  if (consumer.ack_floor.stream_seq < adv.streamSeq && consumer.num_ack_pending > 0)
-    return {
-      verdict: 'undecided',
-      why:
-        `${name} may still await the ack of sequence ${adv.streamSeq} ` +
-        `(ack floor ${consumer.ack_floor.stream_seq}, ${consumer.num_ack_pending} awaiting acks)`,
-    };
-  return { verdict: 'confirmed' };
-}
+/** How long an undecided claim waits before it is asked again: 1 s doubling to 30 s, by its deliveries. */
+const UNDECIDED_RETRY = { baseMs: 1_000, maxMs: 30_000 } as const;
 
 /** A consumer name an advisory may name: one subject token (a forged one could be anything). */
 const CONSUMER_NAME = /^[^.*>\s]{1,255}$/;
@@ -344,7 +238,7 @@ export function createAdvisoryHandler(deps: AdvisoryHandlerDeps) {
     if (claim.verdict === 'undecided') {
       deps.metrics.advisories.inc({ kind: adv.reason, outcome: 'unconfirmed' });
       log.info({ why: claim.why }, 'advisory not confirmed by its consumer yet; looked at again later');
-      m.nak(Math.min(30_000, 1_000 * 2 ** Math.min(5, Math.max(0, m.info.deliveryCount - 1))));
+      m.nak(retryDelay(UNDECIDED_RETRY, m.info.deliveryCount));
       return;
     }
     let already = await recorded(adv);

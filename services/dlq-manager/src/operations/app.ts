@@ -1,12 +1,33 @@
 import type { FastifyInstance } from 'fastify';
-import { createHttpApp, registerProbes } from '@redrive/http';
+import { createHttpApp, HttpError, registerProbes } from '@redrive/http';
 import type { Logger } from '@redrive/lifecycle';
 import type { Registry } from '@redrive/telemetry';
+import { OperationError, type OperationErrorKind } from '../dead-letters/errors.js';
 import type { Admin } from './admin.js';
 import type { TokenAuth } from './auth.js';
 import { adminRoutes } from './routes/admin.js';
 import { jobRoutes } from './routes/jobs.js';
 import { createValidators } from './validation.js';
+
+const HTTP_STATUS: Record<OperationErrorKind, number> = {
+  invalid: 400,
+  not_found: 404,
+  conflict: 409,
+  unprocessable: 422,
+  unavailable: 503,
+};
+
+/**
+ * An operation's refusal as HTTP, the one place that maps it: the status of its kind, its code
+ * and message as they are, and `Retry-After` when it says when to try again. Anything else
+ * passes through (the shared error handler of @redrive/http answers it).
+ */
+export function httpErrorOf(err: unknown): unknown {
+  if (!(err instanceof OperationError)) return err;
+  const headers: Record<string, string> =
+    err.retryAfterSeconds !== undefined ? { 'retry-after': String(err.retryAfterSeconds) } : {};
+  return new HttpError(HTTP_STATUS[err.kind], err.code, err.message, headers);
+}
 
 export interface DlqAppDeps {
   admin: Admin;
@@ -32,7 +53,13 @@ export async function buildDlqApp(deps: DlqAppDeps): Promise<FastifyInstance> {
     if (req.method === 'POST' && req.body === undefined) req.body = {};
   });
   registerProbes(app, { registry: deps.registry, readiness: deps.readiness });
-  await app.register(adminRoutes, { admin: deps.admin });
-  await app.register(jobRoutes, { admin: deps.admin });
+  await app.register(async (api) => {
+    // Rethrown, an error reaches the app's own handler (createHttpApp), which writes the body.
+    api.setErrorHandler(async (err) => {
+      throw httpErrorOf(err);
+    });
+    await api.register(adminRoutes, { admin: deps.admin });
+    await api.register(jobRoutes, { admin: deps.admin });
+  });
   return app;
 }

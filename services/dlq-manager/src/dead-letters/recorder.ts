@@ -11,13 +11,11 @@ import {
   type MsgHdrs,
   type Topology,
 } from '@redrive/messaging';
-import type { Pool } from '@redrive/store';
-import { appendAudit } from './audit.js';
-import { insertDeadLetter, type NewDeadLetter } from './dead-letters.js';
-import type { Faults } from './faults.js';
-import type { DlqMetrics } from './metrics.js';
-import { AbandonedError, untilStored } from './store-retry.js';
-import { inTransaction } from './transaction.js';
+import { AbandonedError, inTransaction, untilStored, type Pool } from '@redrive/store';
+import { appendAudit } from '../audit/store.js';
+import { insertDeadLetter, type NewDeadLetter } from './store.js';
+import type { Faults } from '../faults.js';
+import type { DlqMetrics } from '../metrics.js';
 
 /** Set on a dead letter whose original was gone before it could be copied: the body is empty. */
 export const PAYLOAD_UNAVAILABLE_HEADER = H.payloadUnavailable;

@@ -1,9 +1,11 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Svcm, type Service, type ServiceMsg } from '@nats-io/services';
-import { HttpError, toErrorBody } from '@redrive/http';
+import { toErrorBody } from '@redrive/http';
 import type { Logger } from '@redrive/lifecycle';
 import { DLQ_MANAGER_READ_ENDPOINTS, DLQ_MANAGER_SERVICE_NAME, type Topology } from '@redrive/messaging';
+import { OperationError } from '../dead-letters/errors.js';
 import type { Actor, Admin, RedriveRequest } from './admin.js';
+import { httpErrorOf } from './app.js';
 import {
   bulkRedriveBody,
   cleanupBody,
@@ -88,7 +90,9 @@ export async function startMicroService(deps: {
   for (const [name, op] of Object.entries(ops)) {
     const validate = validators.compile(op.schema, op.coerce);
     const fail = (msg: ServiceMsg, err: unknown) => {
-      const body = toErrorBody(err as Error);
+      // The same body and status as over HTTP (docs/api.md), the status as the micro error code;
+      // NATS has no Retry-After.
+      const body = toErrorBody(httpErrorOf(err) as Error);
       if (body.statusCode >= 500) logger.error({ err, endpoint: name }, 'NATS request failed');
       msg.respondError(body.statusCode, body.message, encoder.encode(JSON.stringify(body)));
     };
@@ -105,11 +109,11 @@ export async function startMicroService(deps: {
             try {
               req = JSON.parse(new TextDecoder().decode(msg.data));
             } catch (parseErr) {
-              throw new HttpError(400, 'INVALID_JSON', `the request is not valid JSON: ${(parseErr as Error).message}`);
+              throw new OperationError('INVALID_JSON', `the request is not valid JSON: ${(parseErr as Error).message}`);
             }
           }
           if (!validate(req)) {
-            throw new HttpError(400, 'VALIDATION_ERROR', `request ${validators.describe(validate.errors)}`);
+            throw new OperationError('VALIDATION_ERROR', `request ${validators.describe(validate.errors)}`);
           }
           const who = msg.headers?.get(ACTOR_HEADER)?.trim();
           const result = await op.run(req as never, { name: `nats:${who || 'anonymous'}` });

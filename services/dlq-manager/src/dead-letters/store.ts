@@ -1,5 +1,5 @@
 import type { DeadLetterReason } from '@redrive/messaging';
-import type { Queryable } from './audit.js';
+import type { Queryable } from '../audit/store.js';
 
 /** A dead letter as recorded from the DLQ stream. */
 export interface NewDeadLetter {

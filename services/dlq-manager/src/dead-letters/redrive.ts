@@ -1,0 +1,287 @@
+import type { JetStreamClient, JetStreamManager, PubAck } from '@nats-io/jetstream';
+import { parseDuration } from '@redrive/config';
+import type { Logger } from '@redrive/lifecycle';
+import { carryHeaders, H, msgIds, parseRfc3339, subjectMatches, type MsgHdrs, type Topology } from '@redrive/messaging';
+import { inTransaction, type Pool } from '@redrive/store';
+import { v7 as uuidv7 } from 'uuid';
+import { appendAudit } from '../audit/store.js';
+import { changeRow, type Actor } from '../audit/changes.js';
+import type { DlqMetrics } from '../metrics.js';
+import { OperationError } from './errors.js';
+import { countMatching, getDeadLetter, markRedriven, matchingIds, type DeadLetterFilter } from './store.js';
+import { checkedFilter } from './views.js';
+
+/** What a redrive needs from a stored dead letter. */
+export interface RedriveSource {
+  /** The dead letter's id in Postgres: never reused, so it names the life a redrive begins. */
+  id: number;
+  jobId: string;
+  originalSubject: string;
+  dlqStream: string;
+  dlqSeq: number;
+  redriveCount: number;
+  headers: Readonly<Record<string, string>>;
+  payload: Uint8Array | null;
+}
+
+export interface RedriveMessage {
+  /** Where it is published: the job's own subject, or `schedule.redrive` for a delayed redrive. */
+  subject: string;
+  /** The subject the job runs on. */
+  target: string;
+  data: Uint8Array;
+  headers: MsgHdrs;
+  msgId: string;
+  /** The life the redriven job begins (`Redrive-Life`). */
+  life: string;
+  dueAt?: Date;
+}
+
+/**
+ * Builds the message that gives a dead letter its next life (pure): the headers that travel on
+ * a redrive (wire.ts: the job's identity and the producer's own, never the dead letter's or a
+ * Not-Before: a redrive "now" means now), the same job id, attempts reset to 0, a new
+ * `Redrive-Life` (`<dead letter id>.<n>`, so ids that name an attempt differ from the earlier
+ * life's), and a message id of its own per redrive (`redrive:<DLQ stream>:<DLQ seq>:<n>`), so
+ * retrying one redrive request is stored once while a second redrive is a new job run. A delayed redrive goes to the
+ * retry-scheduler on `schedule.redrive` (a one-shot like `schedule.delay`, listed as a redrive),
+ * which publishes it to the target when due.
+ */
+export function buildRedrive(
+  source: RedriveSource,
+  opts: { topology: Topology; payload?: Uint8Array; dueAt?: Date },
+): RedriveMessage {
+  const data = opts.payload ?? source.payload;
+  if (!data) throw new TypeError('a dead letter without a payload needs one to be redriven');
+  const n = source.redriveCount + 1;
+  const h = carryHeaders('redrive', source.headers);
+  h.set(H.jobId, source.jobId);
+  h.set(H.attempt, '0');
+  const life = `${source.id}.${n}`;
+  h.set(H.life, life);
+  const msgId = msgIds.redrive(source.dlqStream, source.dlqSeq, n);
+  if (opts.dueAt) {
+    h.set(H.dueAt, opts.dueAt.toISOString());
+    h.set(H.originalSubject, source.originalSubject);
+    return {
+      subject: opts.topology.scheduleSubject('redrive'),
+      target: source.originalSubject,
+      data,
+      headers: h,
+      msgId,
+      life,
+      dueAt: opts.dueAt,
+    };
+  }
+  return { subject: source.originalSubject, target: source.originalSubject, data, headers: h, msgId, life };
+}
+
+export interface RedriveRequest {
+  /** Run it after this long (30s, 5m, 2h …): published to the retry-scheduler. */
+  delay?: string;
+  /** Run it at this time (RFC 3339): published to the retry-scheduler. */
+  at?: string;
+  /** Replaces the payload (any JSON value). */
+  payload?: unknown;
+  note?: string;
+}
+
+export interface RedriveResult {
+  deadLetterId: number;
+  jobId: string;
+  subject: string;
+  target: string;
+  stream: string;
+  seq: number;
+  duplicate: boolean;
+  msgId: string;
+  dueAt?: string;
+}
+
+export interface BulkRedriveRequest {
+  filter?: DeadLetterFilter;
+  dryRun?: boolean;
+  delay?: string;
+  at?: string;
+  note?: string;
+}
+
+export interface BulkRedriveResult {
+  dryRun: boolean;
+  matched: number;
+  payloadUnavailable: number;
+  redriven?: number;
+  failed?: { id: number; code: string; message: string }[];
+}
+
+const BULK_CHUNK = 100;
+
+/** When a delayed redrive is due, from `delay` or `at`; undefined means now. */
+export function dueAtOf(req: { delay?: string; at?: string }, now: Date): Date | undefined {
+  if (req.delay !== undefined && req.at !== undefined)
+    throw new OperationError('VALIDATION_ERROR', 'give either delay or at, not both');
+  if (req.delay !== undefined) {
+    const ms = parseDuration(req.delay);
+    if (ms === undefined)
+      throw new OperationError('VALIDATION_ERROR', `delay must be a duration such as 30s, 5m or 2h`);
+    return ms > 0 ? new Date(now.getTime() + ms) : undefined;
+  }
+  if (req.at !== undefined) {
+    const at = parseRfc3339(req.at);
+    if (!at) throw new OperationError('VALIDATION_ERROR', `at must be an RFC 3339 time with an offset`);
+    return at.getTime() > now.getTime() ? at : undefined;
+  }
+  return undefined;
+}
+
+export interface RedriverDeps {
+  pool: Pool;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  topology: Topology;
+  metrics: DlqMetrics;
+  logger: Logger;
+  now: () => Date;
+}
+
+/**
+ * Redrives dead letters, one or all that match a filter: publishes the next life
+ * (buildRedrive) and records it on the entry and in the audit trail, in one transaction that
+ * holds the entry's row lock across the publish.
+ */
+export function createRedriver(deps: RedriverDeps) {
+  const { pool, topology, logger, now } = deps;
+
+  /** Whether a durable consumer on JOBS would receive a message on `subject` (interest retention drops it otherwise). */
+  async function served(subject: string, cache?: Map<string, boolean>): Promise<boolean> {
+    const known = cache?.get(subject);
+    if (known !== undefined) return known;
+    const answer = await lookUp(subject);
+    cache?.set(subject, answer);
+    return answer;
+  }
+
+  async function lookUp(subject: string): Promise<boolean> {
+    for await (const c of deps.jsm.consumers.list(topology.streams.jobs)) {
+      const cfg = c.config as { filter_subject?: string; filter_subjects?: string[] };
+      const filters = cfg.filter_subjects?.length ? cfg.filter_subjects : [cfg.filter_subject || '>'];
+      if (filters.some((f) => subjectMatches(f, subject))) return true;
+    }
+    return false;
+  }
+
+  async function redrive(
+    id: number,
+    req: RedriveRequest,
+    actor: Actor,
+    extra: Record<string, unknown> = {},
+    servedCache?: Map<string, boolean>,
+  ): Promise<RedriveResult> {
+    const at = now();
+    const dueAt = dueAtOf(req, at);
+    const edited = req.payload !== undefined ? new TextEncoder().encode(JSON.stringify(req.payload)) : undefined;
+    return inTransaction(pool, async (client) => {
+      // Locked until commit: two redrives of one entry run one after the other and get
+      // different message ids, and a retried request reuses the one that did not commit.
+      const dl = await getDeadLetter(client, id, { forUpdate: true });
+      if (!dl) throw new OperationError('NOT_FOUND', `no dead letter ${id}`);
+      if (!edited && !dl.payload) {
+        throw new OperationError(
+          'PAYLOAD_UNAVAILABLE',
+          `dead letter ${id} has no payload (the original was gone when it was dead-lettered); redrive it with a payload`,
+        );
+      }
+      if (!topology.parseJobSubject(dl.originalSubject) || !(await served(dl.originalSubject, servedCache))) {
+        throw new OperationError(
+          'NO_WORKER',
+          `no worker consumes ${dl.originalSubject}, so the job would be dropped; start a sync-worker for type "${dl.type}" first`,
+        );
+      }
+      const msg = buildRedrive(dl, { topology, ...(edited ? { payload: edited } : {}), ...(dueAt ? { dueAt } : {}) });
+      let ack: PubAck;
+      try {
+        ack = await deps.js.publish(msg.subject, msg.data, { headers: msg.headers, msgID: msg.msgId, timeout: 5_000 });
+      } catch (err) {
+        throw new OperationError(
+          'NOT_PUBLISHED',
+          `JetStream did not store the redriven job, nothing changed; retry: ${(err as Error).message}`,
+          1,
+        );
+      }
+      await markRedriven(client, dl.id, actor.name, req.note ?? null, at);
+      await appendAudit(client, [
+        {
+          ...changeRow('job.redriven', actor, dl, at, {
+            deadLetterId: dl.id,
+            subject: msg.subject,
+            target: msg.target,
+            stream: ack.stream,
+            seq: ack.seq,
+            msgId: msg.msgId,
+            life: msg.life,
+            payloadEdited: edited !== undefined,
+            ...(dueAt ? { dueAt: dueAt.toISOString() } : {}),
+            ...(req.note ? { note: req.note } : {}),
+            ...extra,
+          }),
+          attempt: 0,
+        },
+      ]);
+      deps.metrics.changes.inc({ op: 'redrive' });
+      logger.info(
+        { deadLetterId: dl.id, jobId: dl.jobId, subject: msg.subject, seq: ack.seq, dueAt, by: actor.name },
+        'dead letter redriven',
+      );
+      return {
+        deadLetterId: dl.id,
+        jobId: dl.jobId,
+        subject: msg.subject,
+        target: msg.target,
+        stream: ack.stream,
+        seq: ack.seq,
+        duplicate: ack.duplicate,
+        msgId: msg.msgId,
+        ...(dueAt ? { dueAt: dueAt.toISOString() } : {}),
+      };
+    });
+  }
+
+  /** Redrives every entry the filter matches (the open ones unless it says otherwise); a dry run counts them. */
+  async function redriveAll(req: BulkRedriveRequest, actor: Actor): Promise<BulkRedriveResult> {
+    const filter = checkedFilter({ resolved: false, ...req.filter });
+    dueAtOf(req, now()); // refuse a bad delay before anything runs
+    const counted = await countMatching(pool, filter);
+    if (req.dryRun) return { dryRun: true, matched: counted.count, payloadUnavailable: counted.payloadUnavailable };
+    let after = 0;
+    let redriven = 0;
+    const failed: { id: number; code: string; message: string }[] = [];
+    const bulk = uuidv7();
+    const servedCache = new Map<string, boolean>();
+    for (;;) {
+      // Ids are read in chunks after the last one seen: entries redriven here become
+      // resolved and fall out of the filter, which must not shift the pages.
+      const ids = await matchingIds(pool, filter, { limit: BULK_CHUNK, after });
+      if (ids.length === 0) break;
+      for (const id of ids) {
+        after = id;
+        try {
+          await redrive(
+            id,
+            { ...(req.delay ? { delay: req.delay } : {}), ...(req.at ? { at: req.at } : {}), note: req.note },
+            actor,
+            { bulk },
+            servedCache,
+          );
+          redriven++;
+        } catch (err) {
+          if (!(err instanceof OperationError)) throw err;
+          failed.push({ id, code: err.code, message: err.message });
+        }
+      }
+    }
+    logger.info({ matched: counted.count, redriven, failed: failed.length, by: actor.name, bulk }, 'bulk redrive');
+    return { dryRun: false, matched: counted.count, payloadUnavailable: counted.payloadUnavailable, redriven, failed };
+  }
+
+  return { redrive: (id: number, req: RedriveRequest, actor: Actor) => redrive(id, req, actor), redriveAll };
+}
