@@ -229,6 +229,28 @@ async function call<T = Record<string, unknown>>(
   opts: { token?: boolean; retryOn?: number[] } = {},
 ): Promise<Answer<T>> {
   const retryOn = opts.retryOn ?? [503];
+  inFlight.requests++;
+  try {
+    return await tryCall<T>(method, url, bodyOrFactory, opts, retryOn);
+  } finally {
+    inFlight.requests--;
+    inFlight.lastEnded = Date.now();
+  }
+}
+
+/**
+ * Requests on their way (to intake, dlq-manager, JetStream): while one is, or just was, the
+ * system is not idle, however quiet the audit trail is (a busy intake may take seconds).
+ */
+const inFlight = { requests: 0, lastEnded: 0 };
+
+async function tryCall<T>(
+  method: string,
+  url: string,
+  bodyOrFactory: unknown,
+  opts: { token?: boolean },
+  retryOn: number[],
+): Promise<Answer<T>> {
   for (let attempt = 0; ; attempt++) {
     // A body given as a function is written again for each try (a runAt is relative to the send).
     const body = typeof bodyOrFactory === 'function' ? (bodyOrFactory as () => unknown)() : bodyOrFactory;
@@ -527,6 +549,20 @@ function requestOf(s: Script, key: string | undefined): Record<string, unknown> 
 
 /** A producer publishing straight to JetStream: the job, or a schedule request for a long delay or a repeat. */
 async function publishRaw(
+  ctx: RunContext,
+  s: Script,
+  ids: { jobId: string; scheduleId: string },
+): Promise<{ jobId: string; seq: number; duplicate: boolean; firstDue?: number }> {
+  inFlight.requests++;
+  try {
+    return await publishRawNow(ctx, s, ids);
+  } finally {
+    inFlight.requests--;
+    inFlight.lastEnded = Date.now();
+  }
+}
+
+async function publishRawNow(
   ctx: RunContext,
   s: Script,
   ids: { jobId: string; scheduleId: string },
@@ -1087,7 +1123,14 @@ async function idle(stack: Stack): Promise<boolean> {
     const c = await stack.jsm.consumers.info(stream, name).catch(() => undefined);
     if (c && (c.num_pending > 0 || c.num_ack_pending > 0)) return false;
   }
-  const active = await call<{ schedules: unknown[] }>('GET', `${stack.intake}/v1/schedules?status=active&limit=1`);
+  // Not counted as a request in flight: this is the one asking whether anything is.
+  const active = await tryCall<{ schedules: unknown[] }>(
+    'GET',
+    `${stack.intake}/v1/schedules?status=active&limit=1`,
+    undefined,
+    {},
+    [503],
+  );
   return active.status === 200 && active.body.schedules.length === 0;
 }
 
@@ -1114,7 +1157,8 @@ export async function runScripts(stack: Stack, scripts: Script[], opts: RunOptio
         stalled = true;
         return;
       }
-      if (quiet > 3_000 && (await idle(stack).catch(() => false))) {
+      const requestsQuiet = inFlight.requests === 0 && Date.now() - inFlight.lastEnded > 3_000;
+      if (quiet > 3_000 && requestsQuiet && (await idle(stack).catch(() => false))) {
         if (!quietSince) quietSince = Date.now();
         // Idle twice, a second apart, with no event in between: nothing is on its way.
         else if (Date.now() - quietSince > 1_000 && Date.now() - observer.lastChange > 4_000) stalled = true;

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '@redrive/test-support';
@@ -22,8 +22,16 @@ const cfg: ModelConfig = MODEL_CONFIG;
 const script = job;
 
 describe('the model', () => {
-  it("has README's retry table", () => {
-    const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+  it("has the documented retry table (README's, or docs/retries.md's)", () => {
+    // The table is in README.md, or in the docs it links (docs/retries.md).
+    const docs = join(REPO_ROOT, 'docs');
+    const readme = [
+      join(REPO_ROOT, 'README.md'),
+      ...(existsSync(docs) ? readdirSync(docs).map((f) => join(docs, f)) : []),
+    ]
+      .filter((f) => f.endsWith('.md'))
+      .map((f) => readFileSync(f, 'utf8'))
+      .join('\n');
     for (const c of ERROR_CLASSES.filter((x) => x !== 'crash')) {
       const row = new RegExp(
         `^\\|\\s*\`${c}\`\\s*\\|\\s*(yes|no)\\s*\\|\\s*(\\d*)\\s*\\|\\s*(\\d*)\\s*s?\\s*\\|`,
