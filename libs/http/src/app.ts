@@ -1,26 +1,10 @@
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
+import type { ErrorObject } from 'ajv';
 import { STATUS_CODES } from 'node:http';
 import { guardRoutes, NO_CALLERS, type RouteAuth } from './auth.js';
 import { HttpError, type ErrorBody } from './errors.js';
-
-type SchemaError = { keyword: string; instancePath: string; message?: string; params: Record<string, unknown> };
-
-function describeSchemaError(e: SchemaError, dataVar: string): string {
-  const where = `${dataVar}${e.instancePath.replace(/\//g, '.')}`;
-  switch (e.keyword) {
-    case 'enum':
-      return `${where} must be one of ${(e.params.allowedValues as unknown[]).join(', ')}`;
-    case 'required':
-      return `${where} is missing the required field "${String(e.params.missingProperty)}"`;
-    case 'additionalProperties':
-      return `${where} has an unknown field "${String(e.params.additionalProperty)}"`;
-    case 'pattern':
-      return `${where} must match ${String(e.params.pattern)}`;
-    default:
-      return `${where} ${e.message ?? 'is invalid'}`;
-  }
-}
+import { createValidators } from './validation.js';
 
 function body(statusCode: number, code: string, message: string): ErrorBody {
   return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message };
@@ -79,20 +63,24 @@ export function routeTable(app: FastifyInstance): readonly RouteInfo[] {
 }
 
 /**
- * A fastify instance with Redrive's HTTP conventions: JSON only, strict schema validation
- * (no coercion, unknown fields refused), and one error body shape for every failure.
+ * A fastify instance with Redrive's HTTP conventions: JSON only, strict schema validation of
+ * bodies (no coercion, unknown fields refused; query strings and path parameters are coerced
+ * from text), and one error body shape for every failure.
  */
 export function createHttpApp(opts: HttpAppOptions): FastifyInstance {
+  const validators = createValidators();
   const app = Fastify({
     loggerInstance: opts.logger as unknown as FastifyServerOptions['loggerInstance'],
     // One line per request comes from the onResponse hook below, not fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: opts.bodyLimit ?? 1_048_576,
     return503OnClosing: true,
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
-    schemaErrorFormatter: (errors, dataVar) =>
-      new Error(errors.map((e) => describeSchemaError(e as SchemaError, dataVar)).join('; ')),
+    schemaErrorFormatter: (errors, dataVar) => new Error(validators.describe(errors as ErrorObject[], dataVar)),
   }) as unknown as FastifyInstance;
+  // Redrive's validation policy (validation.ts): strict bodies, query strings and path parameters coerced from text.
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    validators.compile(schema, httpPart === 'querystring' || httpPart === 'params'),
+  );
   // Only JSON is accepted: without this fastify would also parse text/plain bodies.
   app.removeContentTypeParser('text/plain');
   const table: RouteInfo[] = [];

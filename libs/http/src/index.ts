@@ -12,3 +12,4 @@ export {
 } from './auth.js';
 export { errorBodySchema, HttpError, type ErrorBody } from './errors.js';
 export { checkName, registerProbes, type ProbeOptions } from './probes.js';
+export { createValidators, describeSchemaError, type Validators } from './validation.js';

@@ -1,6 +1,7 @@
 import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import type { Logger } from '@redrive/lifecycle';
 import { retryDelay } from '@redrive/retry-policy';
+import { AbandonedError } from '@redrive/store';
 
 /** The wait after failed pull number n: 500 ms doubling to 5 s. */
 const PULL_RETRY = { baseMs: 500, maxMs: 5_000 } as const;
@@ -128,3 +129,28 @@ export function startPullLoop(opts: PullLoopOptions) {
 }
 
 export type PullLoop = ReturnType<typeof startPullLoop>;
+
+/**
+ * A batch handler that handles its messages one at a time, in order. One whose handling fails
+ * is NAKed to come back after `retryMs` (logged as `failed`); once shutdown abandons a write
+ * (AbandonedError from untilStored) it and the rest of the batch are NAKed at once.
+ */
+export function oneByOne(
+  handleOne: (m: JsMsg) => Promise<void>,
+  opts: { logger: Logger; failed: string; retryMs: number },
+): (msgs: JsMsg[]) => Promise<void> {
+  return async (msgs) => {
+    for (const [i, m] of msgs.entries()) {
+      try {
+        await handleOne(m);
+      } catch (err) {
+        if (err instanceof AbandonedError) {
+          for (const rest of msgs.slice(i)) rest.nak();
+          return;
+        }
+        opts.logger.error({ err, seq: m.seq }, opts.failed);
+        m.nak(opts.retryMs);
+      }
+    }
+  };
+}

@@ -21,10 +21,11 @@ import {
   type Topology,
 } from '@redrive/messaging';
 import { retryDelay } from '@redrive/retry-policy';
-import { AbandonedError, untilStored, type Pool } from '@redrive/store';
+import { untilStored, type Pool } from '@redrive/store';
 import { deadLetterExists } from './store.js';
 import type { Faults } from '../faults.js';
 import type { DlqMetrics } from '../metrics.js';
+import { oneByOne } from '../pull-loop.js';
 import { PAYLOAD_UNAVAILABLE_HEADER } from './recorder.js';
 import { judgeClaim, parseAdvisory, type Advisory } from './claims.js';
 
@@ -302,19 +303,6 @@ export function createAdvisoryHandler(deps: AdvisoryHandlerDeps) {
   }
 
   return {
-    async handle(msgs: JsMsg[]): Promise<void> {
-      for (const [i, m] of msgs.entries()) {
-        try {
-          await handleOne(m);
-        } catch (err) {
-          if (err instanceof AbandonedError) {
-            for (const rest of msgs.slice(i)) rest.nak();
-            return;
-          }
-          logger.error({ err, seq: m.seq }, 'advisory not handled; will try again');
-          m.nak(5_000);
-        }
-      }
-    },
+    handle: oneByOne(handleOne, { logger, failed: 'advisory not handled; will try again', retryMs: 5_000 }),
   };
 }

@@ -11,11 +11,12 @@ import {
   type MsgHdrs,
   type Topology,
 } from '@redrive/messaging';
-import { AbandonedError, inTransaction, untilStored, type Pool } from '@redrive/store';
+import { inTransaction, untilStored, type Pool } from '@redrive/store';
 import { appendAudit } from '../audit/store.js';
 import { insertDeadLetter, type NewDeadLetter } from './store.js';
 import type { Faults } from '../faults.js';
 import type { DlqMetrics } from '../metrics.js';
+import { oneByOne } from '../pull-loop.js';
 
 /** Set on a dead letter whose original was gone before it could be copied: the body is empty. */
 export const PAYLOAD_UNAVAILABLE_HEADER = H.payloadUnavailable;
@@ -159,21 +160,7 @@ export function createRecorder(deps: RecorderDeps) {
   }
 
   return {
-    /** Handles one pulled batch, in order. */
-    async handle(msgs: JsMsg[]): Promise<void> {
-      for (const [i, m] of msgs.entries()) {
-        try {
-          await record(m);
-        } catch (err) {
-          if (err instanceof AbandonedError) {
-            for (const rest of msgs.slice(i)) rest.nak();
-            return;
-          }
-          // A write Postgres refuses for good would fail again at once: try again much later.
-          logger.error({ err, seq: m.seq }, 'dead letter not recorded; will try again');
-          m.nak(30_000);
-        }
-      }
-    },
+    /** Handles one pulled batch, in order; a write Postgres refused for good comes back much later. */
+    handle: oneByOne(record, { logger, failed: 'dead letter not recorded; will try again', retryMs: 30_000 }),
   };
 }

@@ -1,13 +1,15 @@
-import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { parseDuration } from '@redrive/config';
-import type { Logger } from '@redrive/lifecycle';
-import type { Topology } from '@redrive/messaging';
-import { inTransaction, isConnectionFailure, type Pool } from '@redrive/store';
+import { inTransaction, isConnectionFailure } from '@redrive/store';
 import { changeRow, type Actor } from '../audit/changes.js';
 import { appendAudit, readSummary, readTimeline, type JobSummary, type TimelineEntry } from '../audit/store.js';
 import { expireResolved, forgetStreamMessages } from '../dead-letters/cleanup.js';
 import { OperationError } from '../dead-letters/errors.js';
-import { createRedriver, type BulkRedriveRequest, type RedriveRequest } from '../dead-letters/redrive.js';
+import {
+  createRedriver,
+  type BulkRedriveRequest,
+  type RedriveRequest,
+  type RedriverDeps,
+} from '../dead-letters/redrive.js';
 import {
   deleteDeadLetter,
   getDeadLetter,
@@ -26,7 +28,6 @@ import {
   type DeadLetterDetail,
   type DeadLetterView,
 } from '../dead-letters/views.js';
-import type { DlqMetrics } from '../metrics.js';
 
 export type { Actor } from '../audit/changes.js';
 export type { BulkRedriveRequest, RedriveRequest } from '../dead-letters/redrive.js';
@@ -34,13 +35,7 @@ export type { BulkRedriveRequest, RedriveRequest } from '../dead-letters/redrive
 const MAX_PAGE = 500;
 const DEFAULT_PAGE = 50;
 
-export interface AdminDeps {
-  pool: Pool;
-  js: JetStreamClient;
-  jsm: JetStreamManager;
-  topology: Topology;
-  metrics: DlqMetrics;
-  logger: Logger;
+export interface AdminDeps extends Omit<RedriverDeps, 'now'> {
   /** Resolved dead letters are removed this long after they were resolved. */
   retentionMs: number;
   now?: () => Date;

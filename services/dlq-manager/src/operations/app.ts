@@ -7,7 +7,6 @@ import type { Admin } from './admin.js';
 import type { TokenAuth } from './auth.js';
 import { adminRoutes } from './routes/admin.js';
 import { jobRoutes } from './routes/jobs.js';
-import { createValidators } from './validation.js';
 
 const HTTP_STATUS: Record<OperationErrorKind, number> = {
   invalid: 400,
@@ -44,10 +43,6 @@ export async function buildDlqApp(deps: DlqAppDeps): Promise<FastifyInstance> {
   // request without a valid token, or a viewer asking for a change, is turned away before
   // anything could be touched. A route that declares nothing answers nobody.
   const app = createHttpApp({ logger: deps.logger, requestLogLevel: 'info', auth: deps.auth });
-  const validators = createValidators();
-  app.setValidatorCompiler(({ schema, httpPart }) =>
-    validators.compile(schema, httpPart === 'querystring' || httpPart === 'params'),
-  );
   // POSTs whose body is optional may come without one.
   app.addHook('preValidation', async (req) => {
     if (req.method === 'POST' && req.body === undefined) req.body = {};

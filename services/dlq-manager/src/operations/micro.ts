@@ -1,6 +1,6 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Svcm, type Service, type ServiceMsg } from '@nats-io/services';
-import { toErrorBody } from '@redrive/http';
+import { createValidators, toErrorBody } from '@redrive/http';
 import type { Logger } from '@redrive/lifecycle';
 import { DLQ_MANAGER_READ_ENDPOINTS, DLQ_MANAGER_SERVICE_NAME, type Topology } from '@redrive/messaging';
 import { OperationError } from '../dead-letters/errors.js';
@@ -16,7 +16,6 @@ import {
   resolveBody,
   statsQuery,
 } from './schemas.js';
-import { createValidators } from './validation.js';
 
 /** The header a NATS caller may set to say who it acts for; the audit trail records it as `nats:<name>`. */
 export const ACTOR_HEADER = 'Redrive-Actor';
@@ -113,7 +112,7 @@ export async function startMicroService(deps: {
             }
           }
           if (!validate(req)) {
-            throw new OperationError('VALIDATION_ERROR', `request ${validators.describe(validate.errors)}`);
+            throw new OperationError('VALIDATION_ERROR', validators.describe(validate.errors, 'request'));
           }
           const who = msg.headers?.get(ACTOR_HEADER)?.trim();
           const result = await op.run(req as never, { name: `nats:${who || 'anonymous'}` });

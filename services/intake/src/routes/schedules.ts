@@ -103,7 +103,7 @@ export async function scheduleRoutes(app: FastifyInstance, opts: ScheduleRoutesO
           properties: {
             status: { type: 'string', enum: ['active', 'completed', 'cancelled'] },
             kind: { type: 'string', enum: ['delay', 'retry', 'redrive', 'repeat', 'cron'] },
-            // Query values are strings (the app does not coerce types).
+            // A string with a pattern: the range is refused with the same words as before coercion.
             limit: { type: 'string', pattern: '^(?:[1-9]\\d?|[1-4]\\d\\d|500)$' },
             cursor: { type: 'string', minLength: 1, maxLength: 255 },
           },
