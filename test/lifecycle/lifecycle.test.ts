@@ -60,7 +60,8 @@ function replayLine(s: Script): string {
 
 beforeAll(async () => {
   const started = Date.now();
-  stack = await startStack();
+  // Large runs have a few dozen crashing jobs: a standby worker per crash lane saves a restart each.
+  stack = await startStack({ standby: !env.LIFECYCLE_REPLAY && JOBS >= 1_000 });
   log(`lifecycle: services up in ${Math.round((Date.now() - started) / 1000)} s`);
 }, 300_000);
 
