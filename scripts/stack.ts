@@ -1,3 +1,4 @@
+// Over 400 lines on purpose: the whole local stack (infrastructure, secured NATS, four services, one log, shutdown) reads top to bottom in one file.
 // `pnpm stack`: the whole system on one machine, in one terminal.
 //
 // Makes sure Postgres and Redis run (starting what is missing, see infra/), starts a NATS of

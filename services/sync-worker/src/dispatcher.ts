@@ -11,7 +11,7 @@ import {
   type Priority,
   type Topology,
 } from '@redrive/messaging';
-import { classify, retryDelay, type RetryPolicy } from '@redrive/retry-policy';
+import { classify, type RetryPolicy } from '@redrive/retry-policy';
 import { ValidationError, type HandlerDefinition } from '@redrive/sdk';
 import {
   ensureTraceContext,
@@ -23,6 +23,7 @@ import {
   tracer,
 } from '@redrive/telemetry';
 import { crashFailure, createCarrier, type Run } from './carry.js';
+import { openConsumer } from './consumer.js';
 import { createSuccess } from './success.js';
 import { DeliveryTracker, type Delivery } from './deliveries.js';
 import { fateBeforeRun, fateOfFailure, fateOfLimit, fateOfNotBefore, type FateRules } from './fate.js';
@@ -75,8 +76,6 @@ const HAND_BACK_DELAY_MS = 1_000;
 const SUSPECT_STAGGER_MS = 2_000;
 /** How long the runs of a job that never ended are remembered. */
 const RUN_COUNT_TTL_MS = 24 * 3_600_000;
-/** Tries to open a consumer before a worker gives up and exits (its supervisor restarts it). */
-const CONSUMER_LOOKUP_TRIES = 10;
 /** A run still going after this gets an attempt.started event of its own. */
 const STARTED_EVENT_AFTER_MS = 1_000;
 
@@ -308,19 +307,11 @@ export function createDispatcher(deps: DispatcherDeps) {
 
   async function consumeLane(lane: Priority, type: string): Promise<void> {
     const name = topology.workerConsumerName(lane, type);
-    // A busy or restarting server can time out the consumer lookup: try again rather than die.
-    let messages: ConsumerMessages | undefined;
-    for (let n = 1; !messages; n++) {
-      try {
-        const consumer = await deps.js.consumers.get(topology.streams.jobs, name);
-        messages = await consumer.consume({ max_messages: deps.prefetch });
-      } catch (err) {
-        if (stopping || n >= CONSUMER_LOOKUP_TRIES) throw err;
-        const retryInMs = retryDelay({ baseMs: 500, maxMs: 5_000 }, n);
-        logger.warn({ err, lane, type, retryInMs }, 'could not open the consumer; trying again');
-        await new Promise((r) => setTimeout(r, retryInMs));
-      }
-    }
+    const messages = await openConsumer(deps.js, topology.streams.jobs, name, deps.prefetch, {
+      stopping: () => stopping,
+      onRetry: (err, retryInMs) =>
+        logger.warn({ err, lane, type, retryInMs }, 'could not open the consumer; trying again'),
+    });
     streams.push(messages);
     for await (const m of messages) {
       if (stopping) {
