@@ -261,6 +261,43 @@ describe('redrive', () => {
     expect(runs(now.jobId).at(-1)!.payload).toEqual({ order: 3, fixed: true });
   });
 
+  it('redrives keeping the step checkpoints by default, or resetting them, and the audit row says which', async () => {
+    const kept = await deadLetterOf(await submit('broken', { order: 'keep-steps' }));
+    const reset = await deadLetterOf(await submit('broken', { order: 'reset-steps' }));
+    for (const { jobId } of [kept, reset])
+      await sql.query(
+        `INSERT INTO job_steps (job_id, step, result) VALUES ($1, 'charge', '"ch_1"'), ($1, 'ship', '"sh_1"')`,
+        [jobId],
+      );
+    const stepsOf = async (jobId: string) =>
+      (await sql.query('SELECT step FROM job_steps WHERE job_id = $1 ORDER BY step', [jobId])).rows.map(
+        (r: { step: string }) => r.step,
+      );
+
+    const a = await api('POST', `/v1/admin/dead-letters/${kept.id}/redrive`, { body: {} });
+    expect(a.status).toBe(202);
+    expect(a.body).toMatchObject({ steps: 'keep' });
+    expect(a.body.stepsCleared).toBeUndefined();
+    expect(await stepsOf(kept.jobId)).toEqual(['charge', 'ship']);
+
+    const b = await api('POST', `/v1/admin/dead-letters/${reset.id}/redrive`, { body: { steps: 'reset' } });
+    expect(b.status).toBe(202);
+    expect(b.body).toMatchObject({ steps: 'reset', stepsCleared: 2 });
+    expect(await stepsOf(reset.jobId)).toEqual([]);
+
+    const bad = await api('POST', `/v1/admin/dead-letters/${reset.id}/redrive`, { body: { steps: 'forget' } });
+    expect(bad.status).toBe(400);
+
+    const audit = await sql.query<{ job_id: string; extra: { steps?: string; stepsCleared?: number } }>(
+      `SELECT job_id, extra FROM audit_events WHERE kind = 'job.redriven' AND job_id = ANY($1)`,
+      [[kept.jobId, reset.jobId]],
+    );
+    const byJob = new Map(audit.rows.map((r) => [r.job_id, r.extra]));
+    expect(byJob.get(kept.jobId)).toMatchObject({ steps: 'keep' });
+    expect(byJob.get(kept.jobId)!.stepsCleared).toBeUndefined();
+    expect(byJob.get(reset.jobId)).toMatchObject({ steps: 'reset', stepsCleared: 2 });
+  });
+
   it('bulk-redrives by filter after a dry run: the count matches, every matching entry runs again and no other', async () => {
     const fixableIds = [
       await submit('bulkfix', { n: 1 }),

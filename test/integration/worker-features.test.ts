@@ -1,6 +1,7 @@
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCompletionStore, decodeEvents, publishJob, Topology } from '@redrive/messaging';
 import {
@@ -99,6 +100,20 @@ describe('resumable steps', () => {
     await waitFor(() => runs(id).filter((r) => r.event === 'step-three').length === 2, { what: 'step three twice' });
     const events = runs(id).map((r) => `${r.event}@${r.attempt}`);
     expect(events).toEqual(['step-one@1', 'step-two@1', 'step-three@1', 'step-three@2']);
+  });
+
+  it("removes the job's checkpoints once it succeeded", async () => {
+    const id = await submit('steps', {});
+    await waitFor(() => runs(id).filter((r) => r.event === 'step-three').length === 2, { what: 'step three twice' });
+    const sql = new pg.Pool({ connectionString: db.url, max: 1 });
+    try {
+      await waitFor(
+        async () => (await sql.query('SELECT 1 FROM job_steps WHERE job_id = $1', [id])).rowCount === 0 || undefined,
+        { what: 'the checkpoints of the finished job to be removed' },
+      );
+    } finally {
+      await sql.end();
+    }
   });
 });
 

@@ -36,6 +36,16 @@ export function jobOf(d: { msg: JsMsg; type: string; lane: Priority }, meta: Job
   };
 }
 
+// The runs (by their abort controller, one per delivery) whose handler called ctx.step(): only
+// their checkpoints are cleared when the job succeeds (success.ts), so a job without steps
+// costs Postgres nothing.
+const stepRuns = new WeakSet<AbortController>();
+
+/** Whether the handler of this run (its abort controller) called ctx.step(). */
+export function usedSteps(abort: AbortController): boolean {
+  return stepRuns.has(abort);
+}
+
 export interface JobContextDeps {
   js: JetStreamClient;
   topology: Topology;
@@ -68,6 +78,7 @@ export function createJobContext(
     step: async <T>(name: string, fn: () => Promise<T> | T): Promise<T> => {
       const steps = deps.steps;
       if (!steps) throw new Error(`ctx.step("${name}") needs DATABASE_URL: step results are checkpointed in Postgres`);
+      stepRuns.add(run.abort);
       const saved = await steps.get(job.id, name);
       if (saved.found) {
         log.debug({ step: name }, 'step already completed, using its saved result');

@@ -88,6 +88,7 @@ await runService({
       steps = {
         get: async (jobId, step) => (await awaitSchema(), store.get(jobId, step)),
         save: async (jobId, step, value) => (await awaitSchema(), store.save(jobId, step, value)),
+        clear: async (jobId) => (await awaitSchema(), store.clear(jobId)),
       };
       let stopped = false;
       stack.add('migrations', () => void (stopped = true));

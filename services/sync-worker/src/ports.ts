@@ -47,6 +47,8 @@ export interface CompletionsPort {
 export interface StepsPort {
   get(jobId: string, step: string): Promise<{ found: true; value: unknown } | { found: false }>;
   save(jobId: string, step: string, value: unknown): Promise<void>;
+  /** Forgets every step of the job (once it succeeded); returns how many were removed. */
+  clear(jobId: string): Promise<number>;
 }
 
 export interface RateLimit {

@@ -1,8 +1,9 @@
 import { createUuidV7, type EventPublisher } from '@redrive/messaging';
 import { skip, type Run } from './carry.js';
 import type { Delivery, DeliveryTracker } from './deliveries.js';
+import { usedSteps } from './job-context.js';
 import type { WorkerMetrics } from './metrics.js';
-import type { CompletionsPort, GuardsPort } from './ports.js';
+import type { CompletionsPort, GuardsPort, StepsPort } from './ports.js';
 import { lifeField, resendSuccess, storeTerminalEvent, succeededEventId } from './terminal-events.js';
 
 /**
@@ -14,6 +15,7 @@ export function createSuccess(deps: {
   events: EventPublisher;
   completions?: CompletionsPort | undefined;
   guards?: GuardsPort | undefined;
+  steps?: StepsPort | undefined;
   completedTtlMs: number;
   metrics: WorkerMetrics;
   tracker: DeliveryTracker;
@@ -66,6 +68,18 @@ export function createSuccess(deps: {
       metrics.processed.inc({ type: d.type, outcome: 'succeeded' });
       metrics.duration.observe({ type: d.type, outcome: 'succeeded' }, durationMs / 1000);
       log.info({ ms: durationMs }, 'job succeeded');
+    }
+    // A finished job's checkpoints have no further use: removed by job id (its primary key's
+    // prefix), only for a run that used steps, and only once its success is stored, so a worker
+    // killed before that resumes with them. A failure leaves them (the job still succeeded);
+    // a redrive with steps "reset" or the next success removes them.
+    if (stored && deps.steps && usedSteps(d.abort)) {
+      try {
+        const cleared = await deps.steps.clear(meta.jobId);
+        log.debug({ cleared }, 'step checkpoints of the finished job removed');
+      } catch (err) {
+        log.warn({ err }, 'step checkpoints of the finished job not removed');
+      }
     }
     return { runCounted };
   };

@@ -2,7 +2,7 @@ import type { JetStreamClient, JetStreamManager, PubAck } from '@nats-io/jetstre
 import { parseDuration } from '@redrive/config';
 import type { Logger } from '@redrive/lifecycle';
 import { carryHeaders, H, msgIds, parseRfc3339, subjectMatches, type MsgHdrs, type Topology } from '@redrive/messaging';
-import { inTransaction, type Pool } from '@redrive/store';
+import { createStepStore, inTransaction, type Pool } from '@redrive/store';
 import { v7 as uuidv7 } from 'uuid';
 import { appendAudit } from '../audit/store.js';
 import { changeRow, type Actor } from '../audit/changes.js';
@@ -84,7 +84,15 @@ export interface RedriveRequest {
   /** Replaces the payload (any JSON value). */
   payload?: unknown;
   note?: string;
+  /**
+   * What becomes of the job's ctx.step() checkpoints: "keep" (the default) lets the next life
+   * resume after the steps its earlier life completed; "reset" removes them first, so every
+   * step runs again.
+   */
+  steps?: StepsChoice;
 }
+
+export type StepsChoice = 'keep' | 'reset';
 
 export interface RedriveResult {
   deadLetterId: number;
@@ -96,6 +104,9 @@ export interface RedriveResult {
   duplicate: boolean;
   msgId: string;
   dueAt?: string;
+  steps: StepsChoice;
+  /** Checkpoints removed by steps "reset". */
+  stepsCleared?: number;
 }
 
 export interface BulkRedriveRequest {
@@ -104,6 +115,7 @@ export interface BulkRedriveRequest {
   delay?: string;
   at?: string;
   note?: string;
+  steps?: StepsChoice;
 }
 
 export interface BulkRedriveResult {
@@ -151,6 +163,7 @@ export interface RedriverDeps {
  */
 export function createRedriver(deps: RedriverDeps) {
   const { pool, topology, logger, now } = deps;
+  const stepStore = createStepStore(pool);
 
   /** Whether a durable consumer on JOBS would receive a message on `subject` (interest retention drops it otherwise). */
   async function served(subject: string, cache?: Map<string, boolean>): Promise<boolean> {
@@ -198,13 +211,21 @@ export function createRedriver(deps: RedriverDeps) {
         );
       }
       const msg = buildRedrive(dl, { topology, ...(edited ? { payload: edited } : {}), ...(dueAt ? { dueAt } : {}) });
+      const steps = req.steps ?? 'keep';
+      let stepsCleared: number | undefined;
+      if (steps === 'reset') {
+        // Committed before the publish (on a connection of its own, not in this transaction): a
+        // worker may start the redriven job at once and must not read the old checkpoints.
+        stepsCleared = await stepStore.clear(dl.jobId);
+      }
       let ack: PubAck;
       try {
         ack = await deps.js.publish(msg.subject, msg.data, { headers: msg.headers, msgID: msg.msgId, timeout: 5_000 });
       } catch (err) {
+        const cleared = stepsCleared !== undefined ? ' (its step checkpoints were reset)' : ', nothing changed';
         throw new OperationError(
           'NOT_PUBLISHED',
-          `JetStream did not store the redriven job, nothing changed; retry: ${(err as Error).message}`,
+          `JetStream did not store the redriven job${cleared}; retry: ${(err as Error).message}`,
           1,
         );
       }
@@ -220,6 +241,8 @@ export function createRedriver(deps: RedriverDeps) {
             msgId: msg.msgId,
             life: msg.life,
             payloadEdited: edited !== undefined,
+            steps,
+            ...(stepsCleared !== undefined ? { stepsCleared } : {}),
             ...(dueAt ? { dueAt: dueAt.toISOString() } : {}),
             ...(req.note ? { note: req.note } : {}),
             ...extra,
@@ -242,6 +265,8 @@ export function createRedriver(deps: RedriverDeps) {
         duplicate: ack.duplicate,
         msgId: msg.msgId,
         ...(dueAt ? { dueAt: dueAt.toISOString() } : {}),
+        steps,
+        ...(stepsCleared !== undefined ? { stepsCleared } : {}),
       };
     });
   }
@@ -267,7 +292,12 @@ export function createRedriver(deps: RedriverDeps) {
         try {
           await redrive(
             id,
-            { ...(req.delay ? { delay: req.delay } : {}), ...(req.at ? { at: req.at } : {}), note: req.note },
+            {
+              ...(req.delay ? { delay: req.delay } : {}),
+              ...(req.at ? { at: req.at } : {}),
+              ...(req.steps ? { steps: req.steps } : {}),
+              note: req.note,
+            },
             actor,
             { bulk },
             servedCache,

@@ -6,6 +6,11 @@ import { DEAD_LETTER_REASONS, JOB_TYPE_PATTERN } from '@redrive/messaging';
 const note = { type: 'string', maxLength: 2_000 } as const;
 const delay = { type: 'string', minLength: 1, maxLength: 32, description: 'a duration: 30s, 5m, 2h, 1d' } as const;
 const at = { type: 'string', minLength: 1, maxLength: 64, description: 'RFC 3339 time with an offset' } as const;
+const steps = {
+  type: 'string',
+  enum: ['keep', 'reset'],
+  description: "the job's ctx.step() checkpoints: keep (resume after completed steps, the default) or reset",
+} as const;
 
 export const filterProperties = {
   type: { type: 'string', pattern: JOB_TYPE_PATTERN.source },
@@ -40,7 +45,7 @@ export const resolveBody = { type: 'object', additionalProperties: false, proper
 export const redriveBody = {
   type: 'object',
   additionalProperties: false,
-  properties: { delay, at, payload: { description: 'replaces the payload' }, note },
+  properties: { delay, at, payload: { description: 'replaces the payload' }, note, steps },
 } as const;
 
 export const bulkRedriveBody = {
@@ -52,6 +57,7 @@ export const bulkRedriveBody = {
     delay,
     at,
     note,
+    steps,
   },
 } as const;
 
@@ -169,6 +175,8 @@ export const redriveResponse = {
     duplicate: { type: 'boolean' },
     msgId: { type: 'string' },
     dueAt: { type: 'string' },
+    steps: { type: 'string' },
+    stepsCleared: { type: 'integer' },
   },
 } as const;
 
