@@ -230,6 +230,7 @@ export function normalize(input: Script, cfg: ModelConfig, crashLanes: number): 
   // Its target must go to the scheduler however long intake takes to answer: a relative delay.
   if (s.collide === 'schedule' && s.timing.kind === 'delay') s.timing = { ...s.timing, runAt: false };
   if (s.collide === 'redrive' && (repeat || !isImmediateRedrive(s.units[0]!.ops[0]))) delete s.collide;
+  if (s.dupNow && !(s.dup && intake && scheduled && !s.cancel)) delete s.dupNow;
   if (s.maxAttempts === undefined) delete s.maxAttempts;
   if (s.cancel === undefined) delete s.cancel;
   if (s.collide === undefined) delete s.collide;

@@ -773,7 +773,11 @@ async function driveScript(ctx: RunContext, s: Script, index: number, prediction
     if (a.body.scheduleId) d.scheduleId = a.body.scheduleId;
     if (a.body.runAt) d.firstDue = Date.parse(a.body.runAt);
     if (s.dup) {
-      const again = await submitIntake(ctx, s, body);
+      const again = await submitIntake(
+        ctx,
+        s,
+        s.dupNow ? () => requestOf({ ...s, timing: { kind: 'now' } }, key) : body,
+      );
       if (again.status !== 202 || again.body.duplicate !== true || again.body.jobId !== jobId)
         answerProblem({ status: 202, duplicate: true, jobId }, again);
     }
