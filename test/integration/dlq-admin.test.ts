@@ -123,6 +123,33 @@ async function timelineOf(jobId: string) {
   ).body;
 }
 
+interface Operation {
+  id: string;
+  status: string;
+  counts: {
+    matched: number;
+    selected: number;
+    redriven: number;
+    failed: number;
+    remaining: number;
+    beyondLimit: number;
+  };
+  errors: { id: number; code: string; message: string }[];
+  cancelRequestedBy: string | null;
+  error: string | null;
+}
+
+/** Waits until a tracked operation is no longer running; returns its last view. */
+async function operationDone(id: string): Promise<Operation> {
+  return waitFor(
+    async () => {
+      const r = await api<Operation>('GET', `/v1/admin/operations/${id}`, { token: VIEWER });
+      return r.body.status !== 'running' ? r.body : undefined;
+    },
+    { timeoutMs: 20_000, what: `operation ${id} to finish` },
+  );
+}
+
 /** Waits until dlq-manager has projected every event and recorded every dead letter so far. */
 async function settled(): Promise<void> {
   await consumersSettled(
@@ -154,6 +181,8 @@ beforeAll(async () => {
     ]),
     // The retention schedule runs every second here (30 days of retention, the default).
     DLQ_CLEANUP_INTERVAL: '1s',
+    // A small cap, so a test reaches it with a handful of entries.
+    DLQ_BULK_REDRIVE_MAX: '5',
   });
   worker = startService('sync-worker', {
     NATS_URL: SHARED_NATS_URL,
@@ -317,9 +346,14 @@ describe('redrive', () => {
     for (const id of fixableIds) expect(runs(id)).toHaveLength(1);
     expect((await deadLetterOf(fixableIds[0]!)).redriveCount).toBe(0);
 
-    const run = await api('POST', '/v1/admin/dead-letters:redrive', { body: { filter: { type: 'bulkfix' } } });
-    expect(run.status).toBe(200);
-    expect(run.body).toMatchObject({ dryRun: false, matched: 3, redriven: 3, failed: [] });
+    // A bulk redrive is a tracked operation: 202 at once, its progress at /v1/admin/operations/:id.
+    const run = await api<Operation>('POST', '/v1/admin/dead-letters:redrive', {
+      body: { filter: { type: 'bulkfix' } },
+    });
+    expect(run.status).toBe(202);
+    const done = await operationDone(run.body.id);
+    expect(done).toMatchObject({ status: 'completed', counts: { matched: 3, redriven: 3, failed: 0, remaining: 0 } });
+    expect(done.errors).toEqual([]);
     await waitFor(() => fixableIds.every((id) => runs(id).some((r) => r.outcome === 'succeeded')), {
       what: 'every matching job to run again and succeed',
     });
@@ -334,6 +368,106 @@ describe('redrive', () => {
       body: { filter: { type: 'bulkfix' }, dryRun: true },
     });
     expect(again.body.matched).toBe(0);
+  });
+});
+
+describe('bulk redrive operations', () => {
+  /** `n` broken jobs dead-lettered with `marker` in their error, so `q` matches them alone. */
+  async function brokenEntries(marker: string, n: number): Promise<View[]> {
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) ids.push(await submit('broken', { marker, i }));
+    const out: View[] = [];
+    for (const id of ids) out.push(await deadLetterOf(id));
+    return out;
+  }
+
+  it('refuses more matches than the cap without a limit (400 saying how many and the cap); with one, redrives the first in id order and says how many were left out', async () => {
+    const marker = `cap-${prefix}`;
+    const entries = await brokenEntries(marker, 7);
+    const filter = { type: 'broken', q: marker };
+    const dry = await api('POST', '/v1/admin/dead-letters:redrive', { body: { filter, dryRun: true } });
+    expect(dry.body).toMatchObject({ dryRun: true, matched: 7, cap: 5 });
+
+    const refused = await api<{ code: string; message: string }>('POST', '/v1/admin/dead-letters:redrive', {
+      body: { filter },
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.body.code).toBe('VALIDATION_ERROR');
+    expect(refused.body.message).toContain('7 dead letters match');
+    expect(refused.body.message).toContain('cap of 5');
+    const above = await api('POST', '/v1/admin/dead-letters:redrive', { body: { filter, limit: 6 } });
+    expect(above.status).toBe(400);
+    // Nothing ran.
+    for (const e of entries) expect((await deadLetterOf(e.jobId)).redriveCount).toBe(0);
+
+    const limited = await api<Operation>('POST', '/v1/admin/dead-letters:redrive', { body: { filter, limit: 2 } });
+    expect(limited.status).toBe(202);
+    const done = await operationDone(limited.body.id);
+    expect(done).toMatchObject({
+      status: 'completed',
+      counts: { matched: 7, selected: 2, redriven: 2, failed: 0, remaining: 0, beyondLimit: 5 },
+    });
+    const sorted = [...entries].sort((a, b) => a.id - b.id);
+    const counts = await sql.query<{ id: string; redrive_count: number }>(
+      'SELECT id, redrive_count FROM dead_letters WHERE id = ANY($1) ORDER BY id',
+      [sorted.map((e) => e.id)],
+    );
+    expect(counts.rows.map((r) => r.redrive_count)).toEqual([1, 1, 0, 0, 0, 0, 0]);
+  });
+
+  it('shows progress while it runs, and a cancel stops it between entries', async () => {
+    const marker = `cancel-${prefix}`;
+    await brokenEntries(marker, 5);
+    const started = await api<Operation>('POST', '/v1/admin/dead-letters:redrive', {
+      body: { filter: { type: 'broken', q: marker }, perSecond: 1 },
+    });
+    expect(started.status).toBe(202);
+    expect(started.body).toMatchObject({ status: 'running', counts: { matched: 5, selected: 5 } });
+    const id = started.body.id;
+
+    const midway = await waitFor(
+      async () => {
+        const r = await api<Operation>('GET', `/v1/admin/operations/${id}`, { token: VIEWER });
+        return r.body.counts.redriven >= 1 ? r.body : undefined;
+      },
+      { what: 'the operation to show progress' },
+    );
+    expect(midway.status).toBe('running');
+    expect(midway.counts.remaining).toBe(5 - midway.counts.redriven);
+
+    expect((await api('POST', `/v1/admin/operations/${id}/cancel`, { token: VIEWER })).status).toBe(403);
+    const cancelled = await api<Operation>('POST', `/v1/admin/operations/${id}/cancel`);
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body).toMatchObject({ status: 'cancelled', cancelRequestedBy: 'ops' });
+    expect(cancelled.body.counts.redriven).toBeLessThan(5);
+    expect(cancelled.body.counts.remaining).toBe(5 - cancelled.body.counts.redriven);
+
+    // Stopped: nothing more is redriven.
+    await new Promise((r) => setTimeout(r, 2_500));
+    const later = await api<Operation>('GET', `/v1/admin/operations/${id}`, { token: VIEWER });
+    expect(later.body).toMatchObject({ status: 'cancelled', counts: cancelled.body.counts });
+    const redriven = await sql.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM audit_events WHERE kind = 'job.redriven' AND extra->>'bulk' = $1`,
+      [id],
+    );
+    expect(redriven.rows[0]!.n).toBe(cancelled.body.counts.redriven);
+
+    const again = await api<{ code: string }>('POST', `/v1/admin/operations/${id}/cancel`);
+    expect(again.status).toBe(409);
+    expect(again.body.code).toBe('OPERATION_FINISHED');
+    expect((await api('GET', '/v1/admin/operations/no-such-operation', { token: VIEWER })).status).toBe(404);
+  });
+
+  it('shows a running operation whose dlq-manager stopped driving it as interrupted', async () => {
+    const id = `orphan-${prefix}`;
+    await sql.query(
+      `INSERT INTO admin_operations (id, kind, status, actor, request, matched, selected, upto_id, redriven, updated_at)
+       VALUES ($1, 'bulk-redrive', 'running', 'ops', '{}', 10, 10, 100, 4, now() - interval '1 minute')`,
+      [id],
+    );
+    const r = await api<Operation>('GET', `/v1/admin/operations/${id}`, { token: VIEWER });
+    expect(r.body).toMatchObject({ status: 'interrupted', counts: { redriven: 4, remaining: 6 } });
+    expect(r.body.error).toContain('run the request again');
   });
 });
 
@@ -535,7 +669,19 @@ describe('NATS service endpoints', () => {
     const mine = infos.find((i) => i.metadata?.prefix === prefix);
     expect(mine).toBeDefined();
     expect(mine!.endpoints.map((e) => e.subject).sort()).toEqual(
-      ['bulk-redrive', 'cleanup', 'delete', 'get', 'list', 'redrive', 'resolve', 'stats', 'timeline']
+      [
+        'bulk-redrive',
+        'cancel-operation',
+        'cleanup',
+        'delete',
+        'get',
+        'list',
+        'operation',
+        'redrive',
+        'resolve',
+        'stats',
+        'timeline',
+      ]
         .map((op) => `${prefix}.dlq-manager.${op}`)
         .sort(),
     );

@@ -73,7 +73,7 @@ export const DLQ_MANAGER_SERVICE_NAME = 'redrive-dlq-manager';
  * dlq-manager's endpoints that only read (`<root>.<name>`): a viewer may call these. Every
  * other endpoint changes something and answers only to an operator.
  */
-export const DLQ_MANAGER_READ_ENDPOINTS: readonly string[] = ['list', 'get', 'stats', 'timeline'];
+export const DLQ_MANAGER_READ_ENDPOINTS: readonly string[] = ['list', 'get', 'stats', 'timeline', 'operation'];
 
 /** The scheduler's request/reply operations (`scheduler.<op>`). */
 const SCHEDULER_OPS = ['list', 'get', 'cancel'] as const;

@@ -62,6 +62,10 @@ export const dlqEnv = z.object({
   DLQ_AUDIT_BATCH: int(500, { min: 1, max: 5_000 }).describe(
     'most EVENTS messages written to Postgres in one statement',
   ),
+  /** The most dead letters one bulk redrive may take; more matching needs a narrower filter or `limit`. */
+  DLQ_BULK_REDRIVE_MAX: int(1_000, { min: 1, max: 10_000 }).describe(
+    'the most entries one bulk redrive may take (≤ 10,000); a request matching more without `limit` is refused (400)',
+  ),
   /** Ack wait of dlq-manager's own consumers; held messages get in-progress acks well within it. */
   DLQ_ACK_WAIT: duration('30s', { min: 1_000, max: 3_600_000 }).describe(
     "ack wait of dlq-manager's consumers (held messages get in-progress acks)",
@@ -81,6 +85,7 @@ export function loadDlqConfig(env: Env = process.env) {
     http: { host: e.DLQ_HOST, port: e.DLQ_PORT },
     tokens: e.DLQ_TOKENS,
     retentionMs: e.DLQ_RETENTION,
+    bulkRedriveMax: e.DLQ_BULK_REDRIVE_MAX,
     cleanupIntervalMs: e.DLQ_CLEANUP_INTERVAL,
     audit: { batch: e.DLQ_AUDIT_BATCH },
     ackWaitMs: e.DLQ_ACK_WAIT,

@@ -105,7 +105,18 @@ await runService({
       await within(Promise.all(loops.map((l) => l.stop())), deadline.remainingMs());
     });
 
-    const admin = createAdmin({ pool, js, jsm, topology, metrics, logger, retentionMs: config.retentionMs });
+    const admin = createAdmin({
+      pool,
+      js,
+      jsm,
+      topology,
+      metrics,
+      logger,
+      retentionMs: config.retentionMs,
+      bulkRedriveMax: config.bulkRedriveMax,
+    });
+    await admin.sweepOperations();
+    stack.add('operations', () => admin.stopOperations());
     const cleanup = scheduleCleanup({
       run: () => admin.cleanup({}, { name: 'retention' }),
       intervalMs: config.cleanupIntervalMs,

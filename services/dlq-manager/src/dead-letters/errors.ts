@@ -9,6 +9,7 @@ export const OPERATION_ERROR_KINDS = {
   VALIDATION_ERROR: 'invalid',
   INVALID_CURSOR: 'invalid',
   NOT_FOUND: 'not_found',
+  OPERATION_FINISHED: 'conflict',
   PAYLOAD_UNAVAILABLE: 'conflict',
   NO_WORKER: 'unprocessable',
   NOT_PUBLISHED: 'unavailable',

@@ -3,12 +3,18 @@ import { parseDuration } from '@redrive/config';
 import type { Logger } from '@redrive/lifecycle';
 import { carryHeaders, H, msgIds, parseRfc3339, subjectMatches, type MsgHdrs, type Topology } from '@redrive/messaging';
 import { createStepStore, inTransaction, type Pool } from '@redrive/store';
-import { v7 as uuidv7 } from 'uuid';
 import { appendAudit } from '../audit/store.js';
 import { changeRow, type Actor } from '../audit/changes.js';
 import type { DlqMetrics } from '../metrics.js';
 import { OperationError } from './errors.js';
-import { countMatching, getDeadLetter, markRedriven, matchingIds, type DeadLetterFilter } from './store.js';
+import {
+  countMatching,
+  getDeadLetter,
+  lastMatchingId,
+  markRedriven,
+  matchingIds,
+  type DeadLetterFilter,
+} from './store.js';
 import { checkedFilter } from './views.js';
 
 /** What a redrive needs from a stored dead letter. */
@@ -116,14 +122,19 @@ export interface BulkRedriveRequest {
   at?: string;
   note?: string;
   steps?: StepsChoice;
+  /** Redrive the first `limit` matching entries (in id order) when more match. */
+  limit?: number;
+  /** Redrive at most this many entries a second. */
+  perSecond?: number;
 }
 
-export interface BulkRedriveResult {
-  dryRun: boolean;
+/** What a bulk redrive will work on, counted when it is asked for. */
+export interface BulkPlan {
+  filter: DeadLetterFilter;
   matched: number;
   payloadUnavailable: number;
-  redriven?: number;
-  failed?: { id: number; code: string; message: string }[];
+  /** The highest id that matches now: entries recorded later are not part of it. */
+  uptoId: number;
 }
 
 const BULK_CHUNK = 100;
@@ -271,47 +282,47 @@ export function createRedriver(deps: RedriverDeps) {
     });
   }
 
-  /** Redrives every entry the filter matches (the open ones unless it says otherwise); a dry run counts them. */
-  async function redriveAll(req: BulkRedriveRequest, actor: Actor): Promise<BulkRedriveResult> {
+  /** What a bulk redrive of this request works on (the open entries unless the filter says otherwise). */
+  async function planBulk(req: BulkRedriveRequest): Promise<BulkPlan> {
     const filter = checkedFilter({ resolved: false, ...req.filter });
     dueAtOf(req, now()); // refuse a bad delay before anything runs
     const counted = await countMatching(pool, filter);
-    if (req.dryRun) return { dryRun: true, matched: counted.count, payloadUnavailable: counted.payloadUnavailable };
-    let after = 0;
-    let redriven = 0;
-    const failed: { id: number; code: string; message: string }[] = [];
-    const bulk = uuidv7();
-    const servedCache = new Map<string, boolean>();
-    for (;;) {
-      // Ids are read in chunks after the last one seen: entries redriven here become
-      // resolved and fall out of the filter, which must not shift the pages.
-      const ids = await matchingIds(pool, filter, { limit: BULK_CHUNK, after });
-      if (ids.length === 0) break;
-      for (const id of ids) {
-        after = id;
-        try {
-          await redrive(
-            id,
-            {
-              ...(req.delay ? { delay: req.delay } : {}),
-              ...(req.at ? { at: req.at } : {}),
-              ...(req.steps ? { steps: req.steps } : {}),
-              note: req.note,
-            },
-            actor,
-            { bulk },
-            servedCache,
-          );
-          redriven++;
-        } catch (err) {
-          if (!(err instanceof OperationError)) throw err;
-          failed.push({ id, code: err.code, message: err.message });
-        }
-      }
-    }
-    logger.info({ matched: counted.count, redriven, failed: failed.length, by: actor.name, bulk }, 'bulk redrive');
-    return { dryRun: false, matched: counted.count, payloadUnavailable: counted.payloadUnavailable, redriven, failed };
+    const last = counted.count > 0 ? await lastMatchingId(pool, filter) : 0;
+    return { filter, matched: counted.count, payloadUnavailable: counted.payloadUnavailable, uptoId: last };
   }
 
-  return { redrive: (id: number, req: RedriveRequest, actor: Actor) => redrive(id, req, actor), redriveAll };
+  /** The ids a bulk redrive takes next: matching, after `after`, in id order, up to `uptoId`. */
+  async function nextIds(plan: BulkPlan, after: number, limit: number): Promise<number[]> {
+    const ids = await matchingIds(pool, plan.filter, { limit: Math.min(limit, BULK_CHUNK), after });
+    return ids.filter((id) => id <= plan.uptoId);
+  }
+
+  /** One entry of a bulk redrive: the request's delay, note and steps, the bulk's id in the audit row. */
+  function redriveInBulk(
+    id: number,
+    req: BulkRedriveRequest,
+    actor: Actor,
+    bulk: string,
+    servedCache: Map<string, boolean>,
+  ): Promise<RedriveResult> {
+    return redrive(
+      id,
+      {
+        ...(req.delay ? { delay: req.delay } : {}),
+        ...(req.at ? { at: req.at } : {}),
+        ...(req.steps ? { steps: req.steps } : {}),
+        ...(req.note ? { note: req.note } : {}),
+      },
+      actor,
+      { bulk },
+      servedCache,
+    );
+  }
+
+  return {
+    redrive: (id: number, req: RedriveRequest, actor: Actor) => redrive(id, req, actor),
+    planBulk,
+    nextIds,
+    redriveInBulk,
+  };
 }

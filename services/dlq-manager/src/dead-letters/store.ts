@@ -198,6 +198,13 @@ export async function matchingIds(
   return rows.map((r) => Number(r.id));
 }
 
+/** The highest id a filter matches (0 for none). */
+export async function lastMatchingId(db: Queryable, filter: DeadLetterFilter): Promise<number> {
+  const { where, params } = filterSql(filter);
+  const { rows } = await db.query<{ id: string | null }>(`SELECT max(id) AS id FROM dead_letters ${where}`, params);
+  return Number(rows[0]?.id ?? 0);
+}
+
 /** How many dead letters a filter matches, and how many of them have no payload. */
 export async function countMatching(
   db: Queryable,

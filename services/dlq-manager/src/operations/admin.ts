@@ -28,16 +28,21 @@ import {
   type DeadLetterDetail,
   type DeadLetterView,
 } from '../dead-letters/views.js';
+import { createBulkRedrives } from './tracked.js';
 
 export type { Actor } from '../audit/changes.js';
+export type { DryRunResult, OperationView } from './tracked.js';
 export type { BulkRedriveRequest, RedriveRequest } from '../dead-letters/redrive.js';
 
 const MAX_PAGE = 500;
+export const DEFAULT_BULK_REDRIVE_MAX = 1_000;
 const DEFAULT_PAGE = 50;
 
 export interface AdminDeps extends Omit<RedriverDeps, 'now'> {
   /** Resolved dead letters are removed this long after they were resolved. */
   retentionMs: number;
+  /** The most entries one bulk redrive may take (DLQ_BULK_REDRIVE_MAX); 1,000 unless given. */
+  bulkRedriveMax?: number;
   now?: () => Date;
 }
 
@@ -55,6 +60,7 @@ export function createAdmin(deps: AdminDeps) {
   const { pool, logger } = deps;
   const now = deps.now ?? (() => new Date());
   const redriver = createRedriver({ ...deps, now });
+  const bulk = createBulkRedrives({ pool, redriver, logger, cap: deps.bulkRedriveMax ?? DEFAULT_BULK_REDRIVE_MAX });
 
   return guarded({
     async list(
@@ -107,7 +113,18 @@ export function createAdmin(deps: AdminDeps) {
 
     redrive: (id: number, req: RedriveRequest, actor: Actor) => redriver.redrive(id, req, actor),
 
-    bulkRedrive: (req: BulkRedriveRequest, actor: Actor) => redriver.redriveAll(req, actor),
+    /** A dry run's count, or the started operation (tracked.ts). */
+    bulkRedrive: (req: BulkRedriveRequest, actor: Actor) => bulk.start(req, actor),
+
+    operation: (id: string) => bulk.get(id),
+
+    cancelOperation: (id: string, actor: Actor) => bulk.cancel(id, actor),
+
+    /** At start: running operations whose dlq-manager is gone are marked interrupted. */
+    sweepOperations: () => bulk.sweepStale(),
+
+    /** At shutdown: the operations this process runs stop, marked interrupted. */
+    stopOperations: () => bulk.stop(),
 
     async remove(id: number, actor: Actor): Promise<DeadLetterView> {
       const at = now();

@@ -58,7 +58,21 @@ export const bulkRedriveBody = {
     at,
     note,
     steps,
+    limit: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 10_000,
+      description: 'redrive the first `limit` matching entries in id order (at most DLQ_BULK_REDRIVE_MAX)',
+    },
+    perSecond: { type: 'integer', minimum: 1, maximum: 1_000, description: 'redrive at most this many a second' },
   },
+} as const;
+
+export const operationIdParams = {
+  type: 'object',
+  required: ['id'],
+  additionalProperties: false,
+  properties: { id: { type: 'string', minLength: 1, maxLength: 100 } },
 } as const;
 
 export const statsQuery = {
@@ -180,20 +194,47 @@ export const redriveResponse = {
   },
 } as const;
 
-export const bulkRedriveResponse = {
+export const bulkDryRunResponse = {
   type: 'object',
   properties: {
     dryRun: { type: 'boolean' },
     matched: { type: 'integer' },
     payloadUnavailable: { type: 'integer' },
-    redriven: { type: 'integer' },
-    failed: {
+    cap: { type: 'integer' },
+  },
+} as const;
+
+export const operationResponse = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    kind: { type: 'string' },
+    status: { type: 'string', enum: ['running', 'completed', 'cancelled', 'failed', 'interrupted'] },
+    request: { type: 'object', additionalProperties: true },
+    counts: {
+      type: 'object',
+      properties: {
+        matched: { type: 'integer' },
+        selected: { type: 'integer' },
+        redriven: { type: 'integer' },
+        failed: { type: 'integer' },
+        remaining: { type: 'integer' },
+        beyondLimit: { type: 'integer' },
+      },
+    },
+    errors: {
       type: 'array',
       items: {
         type: 'object',
         properties: { id: { type: 'integer' }, code: { type: 'string' }, message: { type: 'string' } },
       },
     },
+    createdBy: { type: 'string' },
+    createdAt: { type: 'string' },
+    updatedAt: { type: 'string' },
+    finishedAt: nullableString,
+    cancelRequestedBy: nullableString,
+    error: nullableString,
   },
 } as const;
 

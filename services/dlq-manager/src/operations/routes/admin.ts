@@ -3,8 +3,8 @@ import { errorBodySchema } from '@redrive/http';
 import type { Actor, Admin, BulkRedriveRequest, RedriveRequest } from '../admin.js';
 import type { DeadLetterFilter } from '../../dead-letters/store.js';
 import {
+  bulkDryRunResponse,
   bulkRedriveBody,
-  bulkRedriveResponse,
   cleanupBody,
   cleanupResponse,
   deadLetterDetail,
@@ -12,6 +12,8 @@ import {
   idParams,
   listQuery,
   listResponse,
+  operationIdParams,
+  operationResponse,
   redriveBody,
   redriveResponse,
   resolveBody,
@@ -79,9 +81,32 @@ export async function adminRoutes(app: FastifyInstance, opts: { admin: Admin }):
     '/v1/admin/dead-letters::redrive',
     {
       config: operator,
-      schema: { body: bulkRedriveBody, response: { 200: bulkRedriveResponse, ...errors } },
+      schema: {
+        body: bulkRedriveBody,
+        response: { 200: bulkDryRunResponse, 202: operationResponse, ...errors },
+      },
     },
-    async (req) => admin.bulkRedrive(req.body, actorOf(req)),
+    async (req, reply) => {
+      const result = await admin.bulkRedrive(req.body, actorOf(req));
+      if ('dryRun' in result) return result;
+      // A tracked operation: it runs in the background; GET its location for progress.
+      return reply.code(202).header('location', `/v1/admin/operations/${result.id}`).send(result);
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/admin/operations/:id',
+    { config: viewer, schema: { params: operationIdParams, response: { 200: operationResponse, ...errors } } },
+    async (req) => admin.operation(req.params.id),
+  );
+
+  app.post<{ Params: { id: string } }>(
+    '/v1/admin/operations/:id/cancel',
+    {
+      config: operator,
+      schema: { params: operationIdParams, response: { 200: operationResponse, ...errors } },
+    },
+    async (req) => admin.cancelOperation(req.params.id, actorOf(req)),
   );
 
   app.delete<IdParams>(
