@@ -670,10 +670,23 @@ async function operate(
       { filter: { jobId, type: TYPE(s) }, ...delay, ...note },
       { token: true },
     );
-    const b = res.body as { redriven?: number; failed?: unknown[] };
-    return res.status === 200 && b.redriven === 1
-      ? undefined
-      : `bulk redrive answered ${res.status} ${JSON.stringify(res.body)}`;
+    // A bulk redrive is a tracked operation: 202 at once, then its progress at /operations/<id>.
+    if (res.status !== 202) return `bulk redrive answered ${res.status} ${JSON.stringify(res.body)}`;
+    const id = (res.body as { id?: string }).id;
+    for (;;) {
+      const op = await call<{ status?: string; counts?: { redriven?: number } }>(
+        'GET',
+        `${dlq}/v1/admin/operations/${id}`,
+        undefined,
+        { token: true },
+      );
+      if (op.status === 200 && op.body.status !== 'running')
+        return op.body.status === 'completed' && op.body.counts?.redriven === 1
+          ? undefined
+          : `bulk redrive operation ended ${JSON.stringify(op.body)}`;
+      if (ctx.stalled()) return `bulk redrive operation ${id} did not end: ${JSON.stringify(op.body)}`;
+      await ctx.observer.tick();
+    }
   }
   let payload: Record<string, unknown> | undefined;
   if (name === 'edit' || name === 'editlater') {
