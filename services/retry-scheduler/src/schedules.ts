@@ -250,17 +250,25 @@ export async function cancelSchedule(
   id: string,
   reason: string,
 ): Promise<CancelOutcome> {
-  const { rows } = await db.query<DbRow>(
-    `UPDATE schedules
-        SET status = 'cancelled', next_due_at = NULL, cancel_reason = $3, finished_at = now(), updated_at = now()
-      WHERE namespace = $1 AND id = $2 AND status = 'active'
-      RETURNING ${COLUMNS}`,
-    [namespace, id, reason],
-  );
-  if (rows[0]) return { outcome: 'cancelled', row: fromDb(rows[0]) };
-  const row = await getSchedule(db, namespace, id);
-  if (!row) return { outcome: 'not_found' };
-  return { outcome: row.status === 'cancelled' ? 'already_cancelled' : 'completed', row };
+  // The UPDATE sees the rows committed when it started; a request stored a moment later shows up
+  // in the SELECT as active. That is not "completed": try the UPDATE again.
+  for (let tries = 1; ; tries++) {
+    const { rows } = await db.query<DbRow>(
+      `UPDATE schedules
+          SET status = 'cancelled', next_due_at = NULL, cancel_reason = $3, finished_at = now(), updated_at = now()
+        WHERE namespace = $1 AND id = $2 AND status = 'active'
+        RETURNING ${COLUMNS}`,
+      [namespace, id, reason],
+    );
+    if (rows[0]) return { outcome: 'cancelled', row: fromDb(rows[0]) };
+    const row = await getSchedule(db, namespace, id);
+    if (!row) return { outcome: 'not_found' };
+    if (row.status === 'active') {
+      if (tries < 5) continue;
+      throw new Error(`schedule ${id} stayed active through ${tries} cancels; try again`);
+    }
+    return { outcome: row.status === 'cancelled' ? 'already_cancelled' : 'completed', row };
+  }
 }
 
 /** Cancels every listed schedule that is still active; returns the ids it cancelled. */
