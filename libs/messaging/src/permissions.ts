@@ -26,16 +26,8 @@ export type NatsRole = ServiceRole | ClientRole;
 /** The lifecycle events each service emits: the only `events.<kind>` subjects it may publish. */
 export const EVENTS_EMITTED_BY: Readonly<Record<ServiceRole, readonly EventKind[]>> = {
   intake: ['job.accepted'],
-  'sync-worker': [
-    'attempt.started',
-    'attempt.succeeded',
-    'attempt.failed',
-    'retry.scheduled',
-    'job.dead_lettered',
-    'job.skipped',
-    'job.log',
-    'job.progress',
-  ],
+  // Every other kind: the worker reports what happens to the jobs it runs.
+  'sync-worker': EVENT_KINDS.filter((k) => k !== 'job.accepted' && k !== 'job.cancelled'),
   'retry-scheduler': ['job.cancelled'],
   // dlq-manager writes its own audit rows (job.dead_lettered, job.redriven …) straight to Postgres.
   'dlq-manager': [],
