@@ -292,7 +292,7 @@ describe('long retries handed off by the worker', () => {
     h.set('Redrive-Original-Subject', topology.jobSubject('normal', 'tick'));
     await jetstream(nc).publish(topology.scheduleSubject('retry'), JSON.stringify({ n: 'retry' }), {
       headers: h,
-      msgID: msgIds.handOff(jobId, '', 2),
+      msgID: msgIds.handOff(jobId, '', 2, 1),
     });
     const run = await waitFor(() => runs((r) => r.id === jobId)[0], { timeoutMs: 8_000, what: 'the retried run' });
     expect(run.attempt).toBe(3);

@@ -82,6 +82,7 @@ export {
   fallbackJobId,
   isProducerHeader,
   isReservedMsgId,
+  keyedJobId,
   lifeOf,
   msgIds,
   parseDeadLetterMsgId,

@@ -23,11 +23,14 @@ export const msgIds = {
   /** Fire `n` of schedule `scheduleId` (1 for the first): every try of one fire has this id. */
   fire: (scheduleId: string, n: number) => `fire:${scheduleId}:${n}`,
   /**
-   * A worker's hand-off of a job to the retry-scheduler after `attempt` attempts. The life is part
-   * of it: a redriven job counts its attempts from 0 again under the same job id, and its first
-   * hand-off must not be taken for the first life's.
+   * A worker's hand-off of the JOBS message at `seq` to the retry-scheduler, after `attempt`
+   * attempts. Each JOBS message is handed off at most once (it is acked then), and a redelivery
+   * after a crash keeps its sequence, so the id is stored once; the life and attempt keep ids
+   * apart across a stream that was recreated: a redriven job counts its attempts from 0 again
+   * under the same job id, and a wait that used no attempt (a limit, a Not-Before) hands off
+   * with the same attempt count as the hand-off before it.
    */
-  handOff: (jobId: string, life: string, attempt: number) => `retry:${jobId}:${life}:${attempt}`,
+  handOff: (jobId: string, life: string, attempt: number, seq: number) => `retry:${jobId}:${life}:${attempt}:${seq}`,
   /** The `n`-th redrive of the dead letter at `dlqSeq` of `dlqStream`. */
   redrive: (dlqStream: string, dlqSeq: number, n: number) => `redrive:${dlqStream}:${dlqSeq}:${n}`,
   /** The dead-letter copy of the message at `seq` of the JOBS stream, whichever path publishes it. */
@@ -37,6 +40,15 @@ export const msgIds = {
   /** A request that cancels schedule `scheduleId`. */
   cancelRequest: (scheduleId: string) => `cancel:${scheduleId}`,
 } as const;
+
+/**
+ * The job id of a job submitted with an idempotency key: `<type>:<key>`, with `%` and `:` in the
+ * key written `%25` and `%3A`. A repeat's fire n is `<job id>:<n>`, so a raw `:` in a key could
+ * make one keyed job's id equal another's fire (key `order:1` and fire 1 of key `order`).
+ */
+export function keyedJobId(type: string, key: string): string {
+  return `${type}:${key.replace(/%/g, '%25').replace(/:/g, '%3A')}`;
+}
 
 /** Reads the original stream and sequence out of a dead letter's message id; undefined for another id. */
 export function parseDeadLetterMsgId(id: string | undefined): { stream: string; seq: number } | undefined {

@@ -2,6 +2,7 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import { HttpError } from '@redrive/http';
 import {
   createUuidV7,
+  keyedJobId,
   msgIds,
   PublishFailedError,
   type EventPublisher,
@@ -118,7 +119,7 @@ export function createSubmitter(deps: SubmitterDeps) {
     // with the same id as the first one, and one key given for two types names two jobs. Its
     // message id lives in the producer-key namespace, which no internal id shares (wire.ts).
     const key = req.idempotencyKey;
-    const jobId = key !== undefined ? `${req.type}:${key}` : uuidv7();
+    const jobId = key !== undefined ? keyedJobId(req.type, key) : uuidv7();
     return {
       jobId,
       msgId: key !== undefined ? msgIds.producerKey(req.type, key) : jobId,

@@ -48,6 +48,9 @@ export async function skip(
   });
 }
 
+/** A held message handed back at shutdown comes back after this (the process has left by then). */
+const HAND_BACK_DELAY_MS = 1_000;
+
 /** A dead letter that could not be published is tried again after this. */
 const DEAD_LETTER_RETRY_MS = 5_000;
 
@@ -72,7 +75,8 @@ export function createCarrier(deps: {
     switch (fate.kind) {
       case 'hold':
         tracker.hold(d, fate.ms, () => {
-          if (deps.stopping()) return;
+          // Due while the worker stops: hand it back now, or it would wait out its ack wait.
+          if (deps.stopping()) return void tracker.settle(d, 'nak', HAND_BACK_DELAY_MS);
           if (fate.then === 'nak') tracker.settle(d, 'nak');
           else void deps.rerun(d);
         });
@@ -96,6 +100,9 @@ export function createCarrier(deps: {
           log.error({ err, retryInMs: wait }, 'hand-off to the scheduler failed; NAKed instead');
           return;
         }
+        // Acked as soon as the hand-off is stored: a worker dying before the ack would run the job
+        // now and have the scheduler run it again later.
+        tracker.settle(d, 'ack');
         if (failure)
           await emit({
             kind: 'retry.scheduled',
@@ -103,7 +110,6 @@ export function createCarrier(deps: {
             delayMs: fate.delayMs,
             dueAt: fate.dueAt.toISOString(),
           });
-        tracker.settle(d, 'ack');
         return;
       case 'deadLetter':
         try {
@@ -120,7 +126,9 @@ export function createCarrier(deps: {
           log.error({ err }, 'dead-letter publish failed; NAKed to try again');
           return;
         }
+        // Terminated as soon as the dead letter is stored, so no second run can succeed beside it.
         // dlq-manager writes this event too, with the same id, when it records the dead letter.
+        tracker.settle(d, 'term');
         await emit({
           kind: 'job.dead_lettered',
           id: deadLetteredEventId(deps.topology.streams.jobs, d.msg.seq, meta.jobId),
@@ -131,7 +139,6 @@ export function createCarrier(deps: {
           ...failure?.event,
           reason: fate.reason,
         });
-        tracker.settle(d, 'term');
         log.error({ err: failure?.err, errorClass: fate.errorClass, reason: fate.reason }, 'job dead-lettered');
         return;
     }

@@ -33,7 +33,7 @@ import { createLimits } from './limits.js';
 import type { WorkerMetrics } from './metrics.js';
 import { createOutcomes } from './outcomes.js';
 import type { CompletionsPort, GuardsPort, RateLimit, StepsPort } from './ports.js';
-import { lifeField, resendSuccess } from './terminal-events.js';
+import { lifeField, resendSuccess, runKeyOf } from './terminal-events.js';
 
 export interface DispatcherDeps {
   js: JetStreamClient;
@@ -193,7 +193,7 @@ export function createDispatcher(deps: DispatcherDeps) {
       const record = keyed ? await deps.completions!.get(meta.jobId) : undefined;
       // One Redis call: did an earlier run complete the job (a lost ack), and how many of its
       // runs started and never ended (they died with their worker)? The count ends with the run.
-      const counted = deps.guards ? await deps.guards.runs.start(meta.jobId, RUN_COUNT_TTL_MS) : undefined;
+      const counted = deps.guards ? await deps.guards.runs.start(runKeyOf(meta), RUN_COUNT_TTL_MS) : undefined;
       runCounted = counted !== undefined;
       const crashed = (counted?.unfinished ?? 0) - 1;
       const before = fateBeforeRun(
@@ -212,7 +212,7 @@ export function createDispatcher(deps: DispatcherDeps) {
       if (before.kind === 'hold') {
         // A suspect's wait is not a run: the count is taken back, and it runs once it is over.
         d.staggered = true;
-        await deps.guards!.runs.undo(meta.jobId);
+        await deps.guards!.runs.undo(runKeyOf(meta));
         runCounted = false;
         log.debug({ crashed }, 'an earlier run died with its worker; held back a moment before running');
       }
@@ -299,7 +299,7 @@ export function createDispatcher(deps: DispatcherDeps) {
     } finally {
       span.end();
       // The run ended here, whatever its outcome: it was no crash.
-      if (runCounted) await deps.guards?.runs.end(meta.jobId);
+      if (runCounted) await deps.guards?.runs.end(runKeyOf(meta));
       await release?.().catch(() => undefined);
       await Promise.all(pending);
     }

@@ -45,7 +45,7 @@ export function createOutcomes(deps: { js: JetStreamClient; topology: Topology; 
       h.set(H.attempt, String(attemptsMade));
       h.set(H.dueAt, dueAt.toISOString());
       h.set(H.originalSubject, m.subject);
-      const msgID = msgIds.handOff(meta.jobId, meta.life ?? '', attemptsMade);
+      const msgID = msgIds.handOff(meta.jobId, meta.life ?? '', attemptsMade, m.seq);
       if (!fits(m.data, h, msgID)) throw new TooLargeToForwardError(m.data.byteLength, maxPayload);
       await js.publish(topology.scheduleSubject('retry'), m.data, {
         headers: h,

@@ -4,7 +4,7 @@ import type { Delivery, DeliveryTracker } from './deliveries.js';
 import { usedSteps } from './job-context.js';
 import type { WorkerMetrics } from './metrics.js';
 import type { CompletionsPort, GuardsPort, StepsPort } from './ports.js';
-import { lifeField, resendSuccess, storeTerminalEvent, succeededEventId } from './terminal-events.js';
+import { lifeField, resendSuccess, runKeyOf, storeTerminalEvent, succeededEventId } from './terminal-events.js';
 
 /**
  * What follows a handler that returned: the job's one success recorded (durably, first wins, for
@@ -60,7 +60,7 @@ export function createSuccess(deps: {
     // The Redis marker only after the success is in the audit trail: a worker killed in
     // between runs the job again (at least once) rather than skip a job with no outcome.
     if (stored && runCounted) {
-      await deps.guards!.runs.end(meta.jobId, keyed ? undefined : deps.completedTtlMs);
+      await deps.guards!.runs.end(runKeyOf(meta), keyed ? undefined : deps.completedTtlMs);
       runCounted = false;
     }
     await Promise.all(facts.pending);

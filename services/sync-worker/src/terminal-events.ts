@@ -6,6 +6,12 @@ import type { Delivery } from './deliveries.js';
 /** The success event of an idempotency-keyed job: one id, whichever run sends it. */
 export const succeededEventId = (jobId: string) => `succeeded:${jobId}`;
 
+/**
+ * What a job's runs are counted under in Redis (crashes, completion markers): its id, and its
+ * life after a redrive, so a redriven crash dead letter starts with a clean count.
+ */
+export const runKeyOf = (meta: JobHeaders) => (meta.life ? `${meta.jobId}#${meta.life}` : meta.jobId);
+
 /** The job's life on its lifecycle events, so the audit trail orders a redriven job's lives. */
 export const lifeField = (meta: JobHeaders) => (meta.life ? { life: meta.life } : {});
 
