@@ -89,7 +89,10 @@ export async function ensureStream(jsm: JetStreamManager, wanted: StreamConfig):
     if (fixed) throw new TopologyConflictError(`stream ${wanted.name}`, fixed.field, fixed.from, fixed.to);
     const changes = diffs.map((d) => `${d.field}: ${JSON.stringify(d.from)} → ${JSON.stringify(d.to)}`);
     try {
-      await jsm.streams.update(wanted.name, { ...current, ...wanted });
+      // A configuration without subjects (JOBS: the workers add theirs) keeps the stream's own,
+      // read again just before the update, so a worker's subjects added meanwhile are not undone.
+      const subjects = wanted.subjects ?? (await jsm.streams.info(wanted.name)).config.subjects;
+      await jsm.streams.update(wanted.name, { ...current, ...wanted, ...(subjects ? { subjects } : {}) });
     } catch (err) {
       // Only the stream's owner may change it (a service's NATS user cannot, say, shrink the
       // limits of a stream it only writes to): the others use it as it is.
