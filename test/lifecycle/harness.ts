@@ -1,3 +1,4 @@
+// Over 400 lines on purpose: the whole run against the real services (start, submit, operate, observe, reconcile) in one place, next to the model it checks.
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/nats-core';
 import { Redis } from 'ioredis';

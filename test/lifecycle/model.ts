@@ -1,3 +1,4 @@
+// Over 400 lines on purpose: the reference model is one pure function of a script, kept whole so it reads against the documented contract.
 // The reference model of the lifecycle suite: a pure function from a job script to what the
 // documented contract says must become of it. It follows README.md ("Retries and dead
 // letters", "Delayed, repeating and cron jobs", the admin API) and docs/operations.md, never
