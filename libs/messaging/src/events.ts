@@ -52,8 +52,9 @@ export function deadLetteredEventId(jobsStream: string, seq: number, jobId: stri
 
 interface Pending {
   event: LifecycleEvent;
-  /** The event as JSON, measured once. */
+  /** The event as JSON, and its size in bytes, measured once. */
   json: string;
+  bytes: number;
   resolve: (e: LifecycleEvent) => void;
   reject: (err: unknown) => void;
 }
@@ -72,17 +73,23 @@ const MAX_ERROR_CHARS = 1_000;
  * belongs to forever; one that is cut still says what happened.
  */
 export function encodeEvent(event: LifecycleEvent, maxBytes: number): string {
+  return encode(event, maxBytes).json;
+}
+
+function encode(event: LifecycleEvent, maxBytes: number): { json: string; bytes: number } {
   // Every URL in the error text is cut to its origin: the audit trail keeps it for 30 days and
   // shows it to every viewer, and a webhook's path is its secret (redactUrls).
   if (event.error !== undefined) event.error = redactUrls(event.error);
   if (event.error !== undefined && event.error.length > MAX_ERROR_CHARS)
     event.error = Array.from(event.error).slice(0, MAX_ERROR_CHARS).join('');
   let json = JSON.stringify(event);
-  if (Buffer.byteLength(json) > maxBytes && event.data !== undefined) {
+  let bytes = Buffer.byteLength(json);
+  if (bytes > maxBytes && event.data !== undefined) {
     event.data = { truncated: true, bytes: Buffer.byteLength(JSON.stringify(event.data)) };
     json = JSON.stringify(event);
+    bytes = Buffer.byteLength(json);
   }
-  return json;
+  return { json, bytes };
 }
 
 /**
@@ -107,10 +114,10 @@ export function createEventPublisher(
 
   /** Takes the next batch off the queue: at least one event, then as many as fit. */
   function take(queue: Pending[]): Pending[] {
-    let bytes = Buffer.byteLength(queue[0]!.json);
+    let bytes = queue[0]!.bytes;
     let n = 1;
     while (n < queue.length && n < maxBatch) {
-      const next = Buffer.byteLength(queue[n]!.json) + 1;
+      const next = queue[n]!.bytes + 1;
       if (bytes + next > maxBytes) break;
       bytes += next;
       n++;
@@ -143,12 +150,12 @@ export function createEventPublisher(
     publish(input: EventInput): Promise<LifecycleEvent> {
       const { at, id, ...rest } = input;
       const event: LifecycleEvent = { id: id ?? newId(), at: (at ?? new Date()).toISOString(), ...rest };
-      const json = encodeEvent(event, maxBytes);
+      const { json, bytes } = encode(event, maxBytes);
       const subject = topology.eventSubject(event.kind);
       return new Promise<LifecycleEvent>((resolve, reject) => {
         let queue = queues.get(subject);
         if (!queue) queues.set(subject, (queue = []));
-        queue.push({ event, json, resolve, reject });
+        queue.push({ event, json, bytes, resolve, reject });
         void flush(subject);
       });
     },

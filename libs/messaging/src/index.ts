@@ -80,14 +80,10 @@ export {
   carriedEntries,
   carryHeaders,
   fallbackJobId,
-  isProducerHeader,
-  isReservedMsgId,
   keyedJobId,
   lifeOf,
   msgIds,
   parseDeadLetterMsgId,
-  RESERVED_MSG_ID_NAMESPACES,
-  travels,
   type Hop,
 } from './wire.js';
 export { provisionJobTypes, serveJobTypes } from './served.js';

@@ -9,14 +9,12 @@ import { createHeaders, H, type MsgHdrs } from './headers.js';
 // ---------------------------------------------------------------------------------------------
 
 /**
- * The namespaces of the message ids Redrive mints itself. A producer's idempotency key is
+ * Every message id Redrive mints, each in a namespace of its own. A producer's idempotency key is
  * published as `key:<type>:<key>` (intake), so no key can equal an internal id, and the same key
  * given for two job types names two jobs. A producer publishing to JetStream directly chooses its
- * own `Nats-Msg-Id`: ids starting with one of these namespaces are reserved (docs/design.md,
- * "Message ids").
+ * own `Nats-Msg-Id`: ids starting with one of these namespaces (`key:`, `fire:`, `retry:`,
+ * `redrive:`, `dlq:`, `schedule:`, `cancel:`) are reserved (docs/design.md, "Message ids").
  */
-export const RESERVED_MSG_ID_NAMESPACES = ['key:', 'fire:', 'retry:', 'redrive:', 'dlq:', 'schedule:', 'cancel:'];
-
 export const msgIds = {
   /** A job submitted through intake with an idempotency key: scoped by its type. */
   producerKey: (type: string, key: string) => `key:${type}:${key}`,
@@ -56,11 +54,6 @@ export function parseDeadLetterMsgId(id: string | undefined): { stream: string; 
   if (!m) return undefined;
   const seq = Number(m[2]);
   return Number.isSafeInteger(seq) ? { stream: m[1]!, seq } : undefined;
-}
-
-/** True for a message id in one of Redrive's own namespaces. */
-export function isReservedMsgId(id: string): boolean {
-  return RESERVED_MSG_ID_NAMESPACES.some((ns) => id.startsWith(ns));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -115,13 +108,13 @@ const ALLOWED_LOWER: Record<Hop, ReadonlySet<string>> = Object.fromEntries(
  * `Nats-` namespaces, which belong to the contract and to JetStream. A producer's headers travel
  * with its job on every hop, for its handler to read.
  */
-export function isProducerHeader(name: string): boolean {
+function isProducerHeader(name: string): boolean {
   const lower = name.toLowerCase();
   return !lower.startsWith('redrive-') && !lower.startsWith('nats-');
 }
 
 /** True when header `name` travels on `hop`. */
-export function travels(hop: Hop, name: string): boolean {
+function travels(hop: Hop, name: string): boolean {
   return ALLOWED_LOWER[hop].has(name.toLowerCase()) || isProducerHeader(name);
 }
 

@@ -146,10 +146,11 @@ export function createDispatcher(deps: DispatcherDeps) {
     const traceId = traceIdOf(parent) ?? '';
     // The job's own id and life even when another header turns out malformed: its dead letter
     // and its timeline are then found under the id the producer gave it, in the right life.
+    const life = lifeOf(m.headers);
     let meta: JobHeaders = {
       jobId: jobIdOf(m.headers, fallbackJobId(topology.streams.jobs, m.seq)),
       attempt: 0,
-      ...(lifeOf(m.headers) ? { life: lifeOf(m.headers) } : {}),
+      ...(life ? { life } : {}),
     };
     let attempt = m.info.deliveryCount;
     const pending: Promise<unknown>[] = [];

@@ -217,14 +217,16 @@ ins AS (
 new_rows AS (
   SELECT u.* FROM unique_input u JOIN ins USING (id)
 ),
+-- Per job, the row latest in its lifecycle (lifecycleRank): one sort, not one per column.
+latest AS (
+  SELECT DISTINCT ON (job_id) job_id, status, at AS status_at, life_a AS status_life_a, life_b AS status_life_b,
+         stage AS status_stage
+    FROM new_rows WHERE status IS NOT NULL
+   ORDER BY job_id, life_a DESC, life_b DESC, stage DESC, at DESC, id DESC
+),
 per_job AS (
   SELECT job_id,
     max(type) AS type,
-    (array_agg(status ORDER BY life_a DESC, life_b DESC, stage DESC, at DESC, id DESC) FILTER (WHERE status IS NOT NULL))[1] AS status,
-    (array_agg(at ORDER BY life_a DESC, life_b DESC, stage DESC, at DESC, id DESC) FILTER (WHERE status IS NOT NULL))[1] AS status_at,
-    (array_agg(life_a ORDER BY life_a DESC, life_b DESC, stage DESC, at DESC, id DESC) FILTER (WHERE status IS NOT NULL))[1] AS status_life_a,
-    (array_agg(life_b ORDER BY life_a DESC, life_b DESC, stage DESC, at DESC, id DESC) FILTER (WHERE status IS NOT NULL))[1] AS status_life_b,
-    (array_agg(stage ORDER BY life_a DESC, life_b DESC, stage DESC, at DESC, id DESC) FILTER (WHERE status IS NOT NULL))[1] AS status_stage,
     count(*) FILTER (WHERE kind IN ('attempt.succeeded', 'attempt.failed')) AS runs,
     count(*) FILTER (WHERE kind = 'job.redriven') AS redrives,
     min(at) AS first_at,
@@ -240,7 +242,7 @@ summaries AS (
   SELECT job_id, type, COALESCE(status, 'running'), COALESCE(status_at, '-infinity'), COALESCE(status_life_a, 0),
          COALESCE(status_life_b, 0), COALESCE(status_stage, -1), runs, 1 + redrives, first_at, last_at, error_class,
          error, error_at
-  FROM per_job ORDER BY job_id
+  FROM per_job LEFT JOIN latest USING (job_id) ORDER BY job_id
   ON CONFLICT (job_id) DO UPDATE SET
     type = COALESCE(s.type, EXCLUDED.type),
     status = CASE WHEN ${LATER} THEN EXCLUDED.status ELSE s.status END,
