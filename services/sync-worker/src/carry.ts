@@ -1,6 +1,6 @@
 import type { Logger } from '@redrive/lifecycle';
 import { deadLetteredEventId, type EventInput, type JobHeaders, type Topology } from '@redrive/messaging';
-import type { Delivery, DeliveryTracker } from './deliveries.js';
+import { HAND_BACK_DELAY_MS, type Delivery, type DeliveryTracker } from './deliveries.js';
 import type { NotNow } from './fate.js';
 import type { WorkerMetrics } from './metrics.js';
 import { TooLargeToForwardError, type Outcomes } from './outcomes.js';
@@ -47,9 +47,6 @@ export async function skip(
     ...lifeField(meta),
   });
 }
-
-/** A held message handed back at shutdown comes back after this (the process has left by then). */
-const HAND_BACK_DELAY_MS = 1_000;
 
 /** A dead letter that could not be published is tried again after this. */
 const DEAD_LETTER_RETRY_MS = 5_000;

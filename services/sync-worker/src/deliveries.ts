@@ -17,6 +17,11 @@ export interface Delivery {
   staggered?: boolean;
 }
 
+// At shutdown a message is handed back with a short NAK delay rather than none: an immediate
+// redelivery can land on this worker's own pull requests before they are gone, and would then
+// sit unacknowledged for a whole ack wait. After this delay the process has left.
+export const HAND_BACK_DELAY_MS = 1_000;
+
 interface Timer {
   delivery: Delivery;
   dueAt: number;

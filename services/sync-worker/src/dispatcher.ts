@@ -25,7 +25,7 @@ import {
 import { crashFailure, createCarrier, type Run } from './carry.js';
 import { openConsumer } from './consumer.js';
 import { createSuccess } from './success.js';
-import { DeliveryTracker, type Delivery } from './deliveries.js';
+import { DeliveryTracker, HAND_BACK_DELAY_MS, type Delivery } from './deliveries.js';
 import { fateBeforeRun, fateOfFailure, fateOfLimit, fateOfNotBefore, type FateRules } from './fate.js';
 import { createJobContext, jobOf, runHandler } from './job-context.js';
 import { LaneSlots } from './lanes.js';
@@ -68,10 +68,6 @@ export interface DispatcherDeps {
   now?: () => number;
 }
 
-// At shutdown a message is handed back with a short NAK delay rather than none: an immediate
-// redelivery can land on this worker's own pull requests before they are gone, and would then
-// sit unacknowledged for a whole ack wait. After this delay the process has left.
-const HAND_BACK_DELAY_MS = 1_000;
 /** A suspect job (an earlier run died with its worker) waits up to this long before running. */
 const SUSPECT_STAGGER_MS = 2_000;
 /** How long the runs of a job that never ended are remembered. */
