@@ -27,6 +27,21 @@ interface FeatureState {
  * Runs Redis calls for the guards and turns every failure into the feature's fail-open answer,
  * counting it and logging it without flooding the log.
  */
+/** The guards' counter on `registry`, every series from zero (several guards may share one registry). */
+export function degradedCounter(registry: Registry): Counter<'feature'> {
+  const existing = registry.getSingleMetric(DEGRADED_METRIC) as Counter<'feature'> | undefined;
+  if (existing) return existing;
+  const counter = new Counter({
+    name: DEGRADED_METRIC,
+    help: 'Redis calls that failed, so the feature failed open (jobs ran without the guard)',
+    labelNames: ['feature'],
+    registers: [registry],
+  });
+  // Export every series from the start so rate() sees the first increment.
+  for (const feature of FEATURES) counter.inc({ feature }, 0);
+  return counter;
+}
+
 export class Degradation {
   private readonly counter: Counter<'feature'>;
   private readonly states = new Map<Feature, FeatureState>();
@@ -37,21 +52,8 @@ export class Degradation {
     private readonly now: () => number,
     private readonly timeoutMs: number,
   ) {
-    // Several guards may share one registry (tests, or two Redis clients in one process).
-    const existing = registry.getSingleMetric(DEGRADED_METRIC);
-    this.counter =
-      (existing as Counter<'feature'> | undefined) ??
-      new Counter({
-        name: DEGRADED_METRIC,
-        help: 'Redis calls that failed, so the feature failed open (jobs ran without the guard)',
-        labelNames: ['feature'],
-        registers: [registry],
-      });
-    for (const feature of FEATURES) {
-      // Export every series from the start so rate() sees the first increment.
-      this.counter.inc({ feature }, 0);
-      this.states.set(feature, { degraded: false, lastWarnAt: undefined, suppressed: 0 });
-    }
+    this.counter = degradedCounter(registry);
+    for (const feature of FEATURES) this.states.set(feature, { degraded: false, lastWarnAt: undefined, suppressed: 0 });
   }
 
   /** Runs `call`; on any failure or after the deadline answers `fallback` instead. Never rejects. */

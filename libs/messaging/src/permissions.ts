@@ -233,6 +233,8 @@ export function natsPermissions(topology: Topology, role: NatsRole): NatsPermiss
           api(`STREAM.MSG.DELETE.${s.jobs}`),
           // Removing DLQ messages whose entries were deleted.
           api(`STREAM.MSG.DELETE.${s.dlq}`),
+          // The audit lag gauge: the oldest event its consumer has not acknowledged.
+          api(`STREAM.MSG.GET.${s.events}`),
         ],
         {
           subscribe: { allow: [`${adminRoot}.*`, ...microDiscovery()], deny: [] },

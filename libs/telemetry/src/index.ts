@@ -7,5 +7,14 @@ export {
   type HeaderReader,
   type HeaderWriter,
 } from './propagation.js';
-export { createMetricsRegistry, Counter, Gauge, Histogram, Registry } from './metrics.js';
+export {
+  cachedRead,
+  createMetricsRegistry,
+  labelCombinations,
+  zeroSeries,
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+} from './metrics.js';
 export { context, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';

@@ -3,11 +3,12 @@ import { readFileSync } from 'node:fs';
 import { createLogger, loadConfigOrExit, runService, ShutdownStack, within } from '@redrive/lifecycle';
 import { connectAndProvision, ensureConsumer, logProvisioned, streamProblems } from '@redrive/messaging';
 import { closePool, createPool, ensureDatabase, migrate } from '@redrive/store';
-import { createMetricsRegistry, startTelemetry } from '@redrive/telemetry';
+import { cachedRead, createMetricsRegistry, startTelemetry } from '@redrive/telemetry';
 import { createProjector } from './audit/projector.js';
 import { createAdvisoryHandler } from './dead-letters/advisories.js';
 import { scheduleCleanup } from './dead-letters/cleanup.js';
 import { createRecorder } from './dead-letters/recorder.js';
+import { countUnresolved } from './dead-letters/store.js';
 import { createAdmin } from './operations/admin.js';
 import { buildDlqApp } from './operations/app.js';
 import { createTokenAuth } from './operations/auth.js';
@@ -17,6 +18,10 @@ import { CONSUMERS, dlqConsumerConfigs } from './consumers.js';
 import { createFaults } from './faults.js';
 import { createDlqMetrics } from './metrics.js';
 import { startPullLoop } from './pull-loop.js';
+import { readConsumerBacklog, readQueueStats } from './queues/stats.js';
+
+/** How long a reading behind the queue, DLQ and audit gauges is reused. */
+const GAUGE_CACHE_MS = 5_000;
 
 const config = loadConfigOrExit('dlq-manager', () => loadDlqConfig());
 const logger = createLogger({ service: 'dlq-manager', level: config.log.level, pretty: config.log.pretty });
@@ -51,7 +56,14 @@ await runService({
     }
 
     const registry = createMetricsRegistry('dlq-manager');
-    const metrics = createDlqMetrics(registry);
+    // The queue, DLQ and audit gauges are read on scrape and reused for GAUGE_CACHE_MS: about
+    // two JetStream calls per scrape plus one message read per lane with jobs outstanding.
+    const metrics = createDlqMetrics(registry, {
+      queues: cachedRead(() => readQueueStats(jsm, topology), GAUGE_CACHE_MS),
+      unresolved: cachedRead(() => countUnresolved(pool), GAUGE_CACHE_MS),
+      auditLag: cachedRead(() => readConsumerBacklog(jsm, topology.streams.events, CONSUMERS.audit), GAUGE_CACHE_MS),
+      onError: (source, err) => logger.warn({ err, source }, 'could not read a gauge for /metrics'),
+    });
     const faults = createFaults(config.fault, logger);
     let stopping = false;
     const isStopping = () => stopping;

@@ -3,10 +3,11 @@ import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { createHttpApp, registerProbes } from '@redrive/http';
 import type { Logger } from '@redrive/lifecycle';
 import { createEventPublisher, streamProblems, type SchedulerClient, type Topology } from '@redrive/messaging';
-import { Counter, Histogram, type Registry } from '@redrive/telemetry';
+import type { Registry } from '@redrive/telemetry';
 import { createKeyAuth } from './auth.js';
 import type { IntakeConfig } from './config.js';
 import { createConsumerDirectory } from './consumer-directory.js';
+import { createIntakeMetrics } from './metrics.js';
 import { jobRoutes } from './routes/jobs.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { createSubmitter } from './submit.js';
@@ -61,25 +62,7 @@ export async function buildIntakeApp(deps: IntakeDeps): Promise<FastifyInstance>
     );
   }
 
-  const accepted = new Counter({
-    name: 'redrive_intake_jobs_accepted_total',
-    help: 'Jobs stored in JOBS after a PubAck, by type, priority and whether JetStream saw a duplicate',
-    labelNames: ['type', 'priority', 'duplicate'],
-    registers: [deps.registry],
-  });
-  const refused = new Counter({
-    name: 'redrive_intake_requests_refused_total',
-    help: 'Job submissions answered with an error status, by status',
-    labelNames: ['status'],
-    registers: [deps.registry],
-  });
-  const publishSeconds = new Histogram({
-    name: 'redrive_intake_request_seconds',
-    help: 'Time to answer a job submission, PubAck included',
-    labelNames: ['route'],
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
-    registers: [deps.registry],
-  });
+  const { accepted, refused, publishSeconds, seeType } = createIntakeMetrics(deps.registry);
 
   const submitter = createSubmitter({
     js: deps.js,
@@ -91,6 +74,7 @@ export async function buildIntakeApp(deps: IntakeDeps): Promise<FastifyInstance>
     publishTimeoutMs: config.publishTimeoutMs,
     handoffThresholdMs: config.handoffThresholdMs,
     onAccepted: (job, a) => {
+      seeType(job.type);
       accepted.inc({ type: job.type, priority: job.priority, duplicate: String(a.duplicate) });
       logger.info(
         {
@@ -108,7 +92,9 @@ export async function buildIntakeApp(deps: IntakeDeps): Promise<FastifyInstance>
 
   app.addHook('onResponse', async (req, reply) => {
     if (!req.routeOptions.url?.startsWith('/v1/jobs')) return;
-    publishSeconds.observe({ route: req.routeOptions.url ?? 'unknown' }, reply.elapsedTime / 1000);
+    // The route as callers write it: fastify's pattern escapes the batch route's ":" as "::".
+    const route = (req.routeOptions.url ?? 'unknown').replaceAll('::', ':');
+    publishSeconds.observe({ route }, reply.elapsedTime / 1000);
     if (reply.statusCode >= 400) refused.inc({ status: String(reply.statusCode) });
   });
 

@@ -4,10 +4,17 @@ import type { EventPublisher, SchedulerErrorCode, SchedulerReply, ScheduleView, 
 import type { Pool } from '@redrive/store';
 import type { SchedulerMetrics } from './metrics.js';
 import { publishCancelled } from './cancelled.js';
-import { cancelledAmong, cancelSchedule, getSchedule, listSchedules, type ScheduleRow } from './schedules.js';
+import {
+  cancelledAmong,
+  cancelSchedule,
+  getSchedule,
+  listSchedules,
+  SCHEDULE_KINDS,
+  type ScheduleRow,
+} from './schedules.js';
 
 const STATUSES = ['active', 'completed', 'cancelled'] as const;
-const KINDS = ['delay', 'retry', 'redrive', 'repeat', 'cron'] as const;
+const KINDS = SCHEDULE_KINDS;
 const MAX_PAGE = 500;
 
 /** A row as the API shows it; with `withPayload`, the job's body too. */

@@ -10,17 +10,20 @@ import {
   streamProblems,
 } from '@redrive/messaging';
 import { closePool, createPool, ensureDatabase, migrate } from '@redrive/store';
-import { createMetricsRegistry, startTelemetry } from '@redrive/telemetry';
+import { cachedRead, createMetricsRegistry, startTelemetry } from '@redrive/telemetry';
 import { createSchedulerApi } from './api.js';
 import { loadSchedulerConfig } from './config.js';
 import { createFiringLoop } from './firing.js';
 import { createSchedulerMetrics } from './metrics.js';
 import { createPublisher } from './publisher.js';
 import { createRequestConsumer } from './requests.js';
+import { countActive } from './schedules.js';
 import { Alarm, listenForSchedules } from './wakeup.js';
 
 const CONSUMER = SCHEDULER_CONSUMER;
 const NS_PER_MS = 1_000_000;
+/** How long the schedule backlog counted for /metrics is reused. */
+const BACKLOG_CACHE_MS = 5_000;
 
 const config = loadConfigOrExit('retry-scheduler', () => loadSchedulerConfig());
 const logger = createLogger({ service: 'retry-scheduler', level: config.log.level, pretty: config.log.pretty });
@@ -71,8 +74,12 @@ await runService({
     stack.add('postgres', () => closePool(pool));
 
     const registry = createMetricsRegistry('retry-scheduler');
-    const metrics = createSchedulerMetrics(registry);
     const namespace = topology.options.prefix;
+    const metrics = createSchedulerMetrics(registry, {
+      // One grouped count on the partial index of active rows, at most once per BACKLOG_CACHE_MS.
+      read: cachedRead(() => countActive(pool, namespace, new Date()), BACKLOG_CACHE_MS),
+      onError: (err) => logger.warn({ err }, 'could not count the schedule backlog for /metrics'),
+    });
     const alarm = new Alarm();
 
     const listener = listenForSchedules({

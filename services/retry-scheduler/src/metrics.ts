@@ -1,8 +1,53 @@
-import { Counter, Histogram, type Registry } from '@redrive/telemetry';
+import { Counter, Gauge, Histogram, zeroSeries, type Registry } from '@redrive/telemetry';
+import { SCHEDULE_KINDS, type ScheduleKind } from './schedules.js';
+
+/** Active schedules by kind, as the backlog gauges read them (schedules.ts countActive). */
+export type Backlog = readonly { kind: ScheduleKind; waiting: number; due: number }[];
+
+export interface BacklogSource {
+  /** Reads the backlog; called on scrape, so it should cache (cachedRead). */
+  read(): Promise<Backlog>;
+  onError(err: unknown): void;
+}
 
 /** The retry-scheduler's own metrics, registered on the process registry. */
-export function createSchedulerMetrics(registry: Registry) {
-  return {
+export function createSchedulerMetrics(registry: Registry, backlog?: BacklogSource) {
+  const kinds = SCHEDULE_KINDS;
+  // Both backlog gauges come from one grouped count, read when either is scraped.
+  let latest: Backlog = [];
+  const refresh = async () => {
+    if (!backlog) return;
+    try {
+      latest = await backlog.read();
+    } catch (err) {
+      backlog.onError(err);
+    }
+  };
+  const fill = (gauge: Gauge, pick: (b: Backlog[number]) => number) => {
+    for (const kind of kinds)
+      gauge.set({ kind }, pick(latest.find((b) => b.kind === kind) ?? { kind, waiting: 0, due: 0 }));
+  };
+  const metrics = {
+    waiting: new Gauge({
+      name: 'redrive_scheduler_schedules_waiting',
+      help: 'Active schedules in Postgres waiting for their next fire, by kind (kind="retry": retries handed off by workers)',
+      labelNames: ['kind'],
+      registers: [registry],
+      async collect() {
+        await refresh();
+        fill(this, (b) => b.waiting);
+      },
+    }),
+    overdue: new Gauge({
+      name: 'redrive_scheduler_schedules_overdue',
+      help: 'Active schedules whose fire is due and not yet published, by kind; above zero for long, the scheduler is behind',
+      labelNames: ['kind'],
+      registers: [registry],
+      async collect() {
+        await refresh();
+        fill(this, (b) => b.due);
+      },
+    }),
     lateness: new Histogram({
       name: 'redrive_scheduler_fire_lateness_seconds',
       help: 'How late a fire was published: the PubAck time minus the due time, by schedule kind',
@@ -56,6 +101,15 @@ export function createSchedulerMetrics(registry: Registry) {
       registers: [registry],
     }),
   };
+  zeroSeries(metrics.lateness, { kind: kinds });
+  zeroSeries(metrics.due, { kind: kinds });
+  zeroSeries(metrics.fired, { kind: kinds });
+  zeroSeries(metrics.skipped, { kind: kinds });
+  zeroSeries(metrics.cancelled, { by: ['api', 'handler', 'request'] });
+  zeroSeries(metrics.requests, { kind: kinds, outcome: ['stored', 'duplicate'] });
+  zeroSeries(metrics.requests, { kind: ['cancel'], outcome: ['stored', 'no_change'] });
+  zeroSeries(metrics.requests, { kind: ['invalid'], outcome: ['rejected'] });
+  return metrics;
 }
 
 export type SchedulerMetrics = ReturnType<typeof createSchedulerMetrics>;

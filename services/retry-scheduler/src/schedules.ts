@@ -5,7 +5,8 @@ import type pg from 'pg';
 // The `schedules` table (migration 0002): every query of the scheduler, in one place. Each
 // function takes the client or pool to run on, so the caller decides what shares a transaction.
 
-export type ScheduleKind = 'delay' | 'retry' | 'redrive' | 'repeat' | 'cron';
+export const SCHEDULE_KINDS = ['delay', 'retry', 'redrive', 'repeat', 'cron'] as const;
+export type ScheduleKind = (typeof SCHEDULE_KINDS)[number];
 export type ScheduleStatus = 'active' | 'completed' | 'cancelled';
 
 /** A schedule as a request asks for it, before it is stored. */
@@ -209,6 +210,22 @@ export async function peekNextDue(db: pg.ClientBase | Pool, namespace: string): 
     [namespace],
   );
   return rows[0]?.next_due_at;
+}
+
+/** Active schedules by kind: how many wait for a fire, and how many of those are due at `now` and not yet fired. */
+export async function countActive(
+  db: pg.ClientBase | Pool,
+  namespace: string,
+  now: Date,
+): Promise<{ kind: ScheduleKind; waiting: number; due: number }[]> {
+  const { rows } = await db.query<{ kind: ScheduleKind; waiting: string; due: string }>(
+    `SELECT kind, count(*) AS waiting, count(*) FILTER (WHERE next_due_at <= $2) AS due
+       FROM schedules
+      WHERE namespace = $1 AND status = 'active'
+      GROUP BY kind`,
+    [namespace, now],
+  );
+  return rows.map((r) => ({ kind: r.kind, waiting: Number(r.waiting), due: Number(r.due) }));
 }
 
 /** Moves claimed rows on: a next due time, or completed when there is none. */

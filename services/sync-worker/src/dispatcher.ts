@@ -112,12 +112,20 @@ export function createDispatcher(deps: DispatcherDeps) {
 
   const settle = (d: Delivery, how: 'ack' | 'nak' | 'term', delayMs?: number) => tracker.settle(d, how, delayMs);
 
+  const busy = new Map<Priority, number>();
+  const occupy = (lane: Priority, by: 1 | -1) => {
+    const n = (busy.get(lane) ?? 0) + by;
+    busy.set(lane, n);
+    metrics.busy.set({ lane }, n);
+    metrics.inFlight.set(running.size);
+  };
+
   function start(d: Delivery): void {
     running.add(d);
-    metrics.inFlight.set(running.size);
+    occupy(d.lane, 1);
     d.done = execute(d).finally(() => {
       running.delete(d);
-      metrics.inFlight.set(running.size);
+      occupy(d.lane, -1);
       metrics.held.set(tracker.waiting);
       slots.release();
     });
@@ -263,8 +271,9 @@ export function createDispatcher(deps: DispatcherDeps) {
         { type: d.type, classification, attempt, maxAttempts: meta.maxAttempts, now: now() },
         rules,
       );
-      metrics.processed.inc({ type: d.type, outcome: fate.kind === 'deadLetter' ? 'dead_lettered' : 'retried' });
-      metrics.duration.observe({ type: d.type, outcome: 'failed' }, durationMs / 1000);
+      const outcome = fate.kind === 'deadLetter' ? 'dead_lettered' : 'retried';
+      metrics.processed.inc({ type: d.type, outcome });
+      metrics.duration.observe({ type: d.type, outcome }, durationMs / 1000);
       const failure = {
         jobId: meta.jobId,
         type: d.type,

@@ -130,7 +130,7 @@ await runService({
       completedTtlMs: config.completedTtlMs,
       maxCrashes: config.maxCrashes,
       logger,
-      metrics: createWorkerMetrics(registry),
+      metrics: createWorkerMetrics(registry, { types, concurrency: config.concurrency }),
     });
     await dispatcher.start();
     stack.add('dispatcher', (deadline) => dispatcher.stop(deadline));

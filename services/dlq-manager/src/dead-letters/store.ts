@@ -291,6 +291,14 @@ export async function deleteResolvedBefore(
   }));
 }
 
+/** Unresolved dead letters by type and reason: one grouped count on the partial index of unresolved rows. */
+export async function countUnresolved(db: Queryable): Promise<{ type: string; reason: string; count: number }[]> {
+  const { rows } = await db.query<{ type: string; reason: string; count: number }>(
+    `SELECT type, reason, count(*)::int AS count FROM dead_letters WHERE resolved_at IS NULL GROUP BY type, reason`,
+  );
+  return rows;
+}
+
 export interface DeadLetterStats {
   total: number;
   unresolved: number;
