@@ -16,6 +16,7 @@ export default defineConfig({
       'test/integration/**/*.test.ts',
       'test/lifecycle/**/*.test.ts',
       'test/docs/**/*.test.ts',
+      'test/deploy/**/*.test.ts',
     ],
     testTimeout: 30_000,
     hookTimeout: 60_000,
