@@ -1,6 +1,17 @@
-export { startTelemetry, tracesConfigured, tracer, type Telemetry } from './tracing.js';
+export { startTelemetry, tracesConfigured, type Telemetry } from './tracing.js';
 export {
-  ensureTraceContext,
+  failSpan,
+  inSpan,
+  sendInSpan,
+  settleSpan,
+  startMessagingSpan,
+  startProcessSpan,
+  startSpan,
+  tracer,
+  type MessagingOperation,
+  type Started,
+} from './spans.js';
+export {
   extractTraceContext,
   injectTraceContext,
   traceIdOf,
@@ -17,4 +28,13 @@ export {
   Histogram,
   Registry,
 } from './metrics.js';
-export { context, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
+export {
+  context,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type Context,
+  type Span,
+} from '@opentelemetry/api';

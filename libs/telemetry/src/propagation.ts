@@ -3,7 +3,6 @@ import {
   context as otelContext,
   propagation,
   trace,
-  TraceFlags,
   type Context,
   type TextMapGetter,
   type TextMapSetter,
@@ -42,25 +41,12 @@ export function traceIdOf(ctx: Context = otelContext.active()): string | undefin
 const pool = Buffer.alloc(4096);
 let poolOffset = pool.length;
 
-function randomHex(bytes: number): string {
+/** `bytes` random bytes as hex, for trace and span ids. */
+export function randomHex(bytes: number): string {
   if (poolOffset + bytes > pool.length) {
     randomFillSync(pool);
     poolOffset = 0;
   }
   poolOffset += bytes;
   return pool.toString('hex', poolOffset - bytes, poolOffset);
-}
-
-/**
- * Returns `ctx` if it carries a valid span context, else `ctx` with a fresh random one, so
- * that every job has a trace id for its logs even when no caller sent one and no SDK runs.
- */
-export function ensureTraceContext(ctx: Context = otelContext.active()): Context {
-  if (traceIdOf(ctx)) return ctx;
-  return trace.setSpanContext(ctx, {
-    traceId: randomHex(16),
-    spanId: randomHex(8),
-    traceFlags: TraceFlags.NONE,
-    isRemote: true,
-  });
 }

@@ -1,4 +1,4 @@
-import { context, propagation, trace } from '@opentelemetry/api';
+import { context, propagation } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 
@@ -51,9 +51,4 @@ export async function startTelemetry(opts: { serviceName: string; env?: NodeJS.P
     exporting: true,
     shutdown: () => (stopped ??= sdk.shutdown().catch(() => undefined)),
   };
-}
-
-/** The tracer Redrive's own spans come from. */
-export function tracer() {
-  return trace.getTracer('redrive');
 }

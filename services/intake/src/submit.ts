@@ -9,7 +9,7 @@ import {
   type Priority,
   type Topology,
 } from '@redrive/messaging';
-import { SpanKind, SpanStatusCode, traceIdOf, tracer, trace, type Context } from '@redrive/telemetry';
+import { failSpan, startMessagingSpan, traceIdOf, type Context } from '@redrive/telemetry';
 import type { ConsumerDirectory } from './consumer-directory.js';
 import { decideTiming, dueOf, publishTimed, TimingError, type Timing } from './timing.js';
 
@@ -138,20 +138,16 @@ export function createSubmitter(deps: SubmitterDeps) {
   }
 
   async function publish(job: PreparedJob, parent: Context): Promise<Accepted> {
-    const span = tracer().startSpan(
-      `publish ${job.subject}`,
+    const { span, ctx } = startMessagingSpan(
       {
-        kind: SpanKind.PRODUCER,
-        attributes: {
-          'messaging.system': 'nats',
-          'messaging.destination.name': job.subject,
-          'redrive.job.id': job.jobId,
-          'redrive.job.type': job.type,
-        },
+        name: 'publish',
+        type: 'send',
+        destination: job.subject,
+        messageId: job.msgId,
+        attributes: { 'redrive.job.id': job.jobId, 'redrive.job.type': job.type },
       },
       parent,
     );
-    const ctx = trace.setSpan(parent, span);
     try {
       const ack = await publishTimed(deps.js, deps.topology, job, { ctx, timeoutMs: deps.publishTimeoutMs });
       const due = dueOf(job.timing);
@@ -160,7 +156,7 @@ export function createSubmitter(deps: SubmitterDeps) {
         stream: ack.stream,
         seq: ack.seq,
         duplicate: ack.duplicate,
-        traceId: traceIdOf(ctx) ?? traceIdOf(parent) ?? '',
+        traceId: traceIdOf(ctx) ?? '',
         ...(job.scheduleId ? { scheduleId: job.scheduleId } : {}),
         ...(due ? { runAt: due.toISOString() } : {}),
       };
@@ -185,7 +181,7 @@ export function createSubmitter(deps: SubmitterDeps) {
       deps.onAccepted?.(job, accepted);
       return accepted;
     } catch (err) {
-      span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+      failSpan(span, err);
       if (err instanceof PublishFailedError) {
         throw new HttpError(503, 'NOT_ACCEPTED', `the job was not accepted, retry later: ${err.message}`, {
           'retry-after': '1',

@@ -3,6 +3,13 @@ import { createHeaders, H, msgIds } from '@redrive/messaging';
 import { planFire } from '@redrive/recurrence';
 import { retryDelay } from '@redrive/retry-policy';
 import type { Pool } from '@redrive/store';
+import {
+  extractTraceContext,
+  failSpan,
+  injectTraceContext,
+  ROOT_CONTEXT,
+  startMessagingSpan,
+} from '@redrive/telemetry';
 import type { SchedulerMetrics } from './metrics.js';
 import type { Publisher, StoredAck } from './publisher.js';
 import {
@@ -51,6 +58,36 @@ export function fireHeaders(row: ScheduleRow, fireNumber: number) {
   // The same id for every try of this fire: JetStream stores it once.
   h.set(H.msgId, msgIds.fire(row.id, fireNumber));
   return h;
+}
+
+/**
+ * A fire's message, published in a span of its own. A one-shot fire (a delay, a retry, a delayed
+ * redrive) continues the trace of the job it fires, under the context its request carried (the
+ * hand-off's publish, say); each fire of a repeat starts a trace of its own, linked to the
+ * schedule's, so a schedule that fires for years does not grow one endless trace.
+ */
+export function tracedFire(row: ScheduleRow, fireNumber: number) {
+  const headers = fireHeaders(row, fireNumber);
+  const stored = extractTraceContext((name) => headers.get(name) || undefined, ROOT_CONTEXT);
+  const repeating = row.kind === 'repeat' || row.kind === 'cron';
+  const fire = startMessagingSpan(
+    {
+      name: 'publish',
+      type: 'send',
+      destination: row.subject,
+      messageId: headers.get(H.msgId),
+      attributes: {
+        'redrive.job.id': headers.get(H.jobId),
+        'redrive.schedule.id': row.id,
+        'redrive.schedule.kind': row.kind,
+        'redrive.schedule.fire': fireNumber,
+      },
+      links: repeating ? [stored] : [],
+    },
+    repeating ? ROOT_CONTEXT : stored,
+  );
+  injectTraceContext((k, v) => headers.set(k, v), fire.ctx);
+  return { fire, msg: { subject: row.subject, data: row.payload, headers } };
 }
 
 /**
@@ -103,13 +140,9 @@ export function createFiringLoop(deps: FiringDeps) {
       }));
       const claimedAt = now();
       // All publishes of the round are in flight at once; their PubAcks come back pipelined.
-      const sends = planned.filter(({ plan }) => plan.publish);
+      const sends = planned.filter(({ plan }) => plan.publish).map(({ row, plan }) => tracedFire(row, plan.fireNumber));
       const acks = deps.publisher.publishAll(
-        sends.map(({ row, plan }) => ({
-          subject: row.subject,
-          data: row.payload,
-          headers: fireHeaders(row, plan.fireNumber),
-        })),
+        sends.map((s) => s.msg),
         deps.publishTimeoutMs,
       );
       const acked = async (ack: Promise<StoredAck>) => {
@@ -122,8 +155,14 @@ export function createFiringLoop(deps: FiringDeps) {
       );
       const moves: Advance[] = [];
       let failed = 0;
+      let ended = 0;
       for (const [i, { row, plan }] of planned.entries()) {
         const result = results[i]!;
+        if (plan.publish) {
+          const { span } = sends[ended++]!.fire;
+          if (result.status === 'rejected') failSpan(span, result.reason);
+          span.end();
+        }
         metrics.due.inc({ kind: row.kind });
         if (result.status === 'rejected') {
           // Left as it is: still due, claimed again next round, published with the same id.

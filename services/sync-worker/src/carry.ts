@@ -1,4 +1,5 @@
 import type { Logger } from '@redrive/lifecycle';
+import type { Context } from '@redrive/telemetry';
 import { deadLetteredEventId, type EventInput, type JobHeaders, type Topology } from '@redrive/messaging';
 import { HAND_BACK_DELAY_MS, type Delivery, type DeliveryTracker } from './deliveries.js';
 import type { NotNow } from './fate.js';
@@ -11,6 +12,8 @@ export interface Run {
   meta: JobHeaders;
   attempt: number;
   traceId: string;
+  /** The context of the delivery's process span: what leaves the consumer is published under it. */
+  ctx: Context;
   log: Logger;
   emit: (e: EventInput) => Promise<unknown>;
   /** The failed attempt's event fields and error, when the fate follows a failure (or a crash). */
@@ -88,7 +91,7 @@ export function createCarrier(deps: {
         return;
       case 'handoff':
         try {
-          await deps.outcomes.handOff(d.msg, meta, fate.attemptsMade, fate.dueAt);
+          await deps.outcomes.handOff(d.msg, meta, fate.attemptsMade, fate.dueAt, run.ctx);
         } catch (err) {
           // A job too large to hand off waits its whole delay on the consumer instead; any other
           // failure (NATS busy, SCHEDULE full) is tried again after the hand-off threshold.
@@ -116,6 +119,7 @@ export function createCarrier(deps: {
             error: String(failure?.event.error ?? ''),
             attempts: attempt,
             type: d.type,
+            ctx: run.ctx,
           });
         } catch (err) {
           // Never terminate a job whose dead letter is not stored: try again later.

@@ -1,3 +1,4 @@
+import { settleSpan, type Context } from '@redrive/telemetry';
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Priority } from '@redrive/messaging';
 
@@ -13,6 +14,10 @@ export interface Delivery {
   done: Promise<void>;
   /** Who holds the job's concurrency lease: this process and this delivery. */
   holder: string;
+  /** The durable consumer it came from (`worker-<lane>-<type>`). */
+  consumer: string;
+  /** The context of its latest process span: its settlement is recorded under it. */
+  trace?: Context;
   /** Set once a crash suspect was held back a random moment before running. */
   staggered?: boolean;
 }
@@ -82,6 +87,7 @@ export class DeliveryTracker {
     if (d.settled) return false;
     d.settled = true;
     this.held.delete(d.msg.seq);
+    if (d.trace) settleSpan(d.trace, how, d.msg.subject, d.consumer);
     if (how === 'ack') d.msg.ack();
     else if (how === 'nak') d.msg.nak(delayMs);
     // No reason: nats-server 2.9 silently ignores "+TERM <reason>" and leaves the message pending.

@@ -2,6 +2,7 @@ import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstrea
 import { type Deadline, type Logger, within } from '@redrive/lifecycle';
 import {
   fallbackJobId,
+  H,
   jobIdOf,
   lifeOf,
   readJobHeaders,
@@ -13,15 +14,7 @@ import {
 } from '@redrive/messaging';
 import { classify, type RetryPolicy } from '@redrive/retry-policy';
 import { ValidationError, type HandlerDefinition } from '@redrive/sdk';
-import {
-  ensureTraceContext,
-  extractTraceContext,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-  traceIdOf,
-  tracer,
-} from '@redrive/telemetry';
+import { failSpan, SpanStatusCode, startProcessSpan, traceIdOf } from '@redrive/telemetry';
 import { crashFailure, createCarrier, type Run } from './carry.js';
 import { openConsumer } from './consumer.js';
 import { createSuccess } from './success.js';
@@ -146,8 +139,14 @@ export function createDispatcher(deps: DispatcherDeps) {
     const m = d.msg;
     const started = performance.now();
     let startedAt = new Date();
-    const parent = ensureTraceContext(extractTraceContext((name) => m.headers?.get(name) || undefined));
-    const traceId = traceIdOf(parent) ?? '';
+    const { span, ctx } = startProcessSpan((name) => m.headers?.get(name) || undefined, {
+      destination: m.subject,
+      messageId: m.headers?.get(H.msgId) || undefined,
+      consumer: d.consumer,
+      attributes: { 'redrive.job.type': d.type, 'messaging.nats.stream.sequence': m.seq },
+    });
+    d.trace = ctx;
+    const traceId = traceIdOf(ctx) ?? '';
     // The job's own id and life even when another header turns out malformed: its dead letter
     // and its timeline are then found under the id the producer gave it, in the right life.
     const life = lifeOf(m.headers);
@@ -169,22 +168,13 @@ export function createDispatcher(deps: DispatcherDeps) {
     let log: Logger = logger;
     let release: (() => Promise<void>) | undefined;
     let runCounted = false;
-    const span = tracer().startSpan(
-      `process ${d.type}`,
-      {
-        kind: SpanKind.CONSUMER,
-        attributes: { 'messaging.system': 'nats', 'messaging.destination.name': m.subject, 'redrive.job.type': d.type },
-      },
-      parent,
-    );
-    const ctx = trace.setSpan(parent, span);
 
     try {
       meta = readJobHeaders(m.headers, meta.jobId);
       attempt = meta.attempt + m.info.deliveryCount;
       log = logger.child({ jobId: meta.jobId, traceId, type: d.type, attempt });
       span.setAttributes({ 'redrive.job.id': meta.jobId, 'redrive.job.attempt': attempt });
-      const run: Run = { meta, attempt, traceId, log, emit };
+      const run: Run = { meta, attempt, traceId, ctx, log, emit };
 
       const due = fateOfNotBefore(meta.notBefore, attempt, now(), rules);
       if (due.kind !== 'run') return await carry(d, due, run);
@@ -261,11 +251,10 @@ export function createDispatcher(deps: DispatcherDeps) {
       span.setStatus({ code: SpanStatusCode.OK });
     } catch (err) {
       const durationMs = Math.round(performance.now() - started);
-      span.recordException(err as Error);
-      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+      const classification = classify(err, now());
+      failSpan(span, err, classification.errorClass);
       if (d.settled) return; // handed back at shutdown while it ran
       if (log === logger) log = logger.child({ jobId: meta.jobId, traceId, type: d.type, attempt });
-      const classification = classify(err, now());
       const fate = fateOfFailure(
         deps.policy,
         { type: d.type, classification, attempt, maxAttempts: meta.maxAttempts, now: now() },
@@ -298,6 +287,7 @@ export function createDispatcher(deps: DispatcherDeps) {
         meta,
         attempt,
         traceId,
+        ctx,
         log,
         emit,
         failure: { event: failure, err },
@@ -344,7 +334,16 @@ export function createDispatcher(deps: DispatcherDeps) {
 
   function newDelivery(msg: JsMsg, lane: Priority, type: string): Delivery {
     const holder = `${process.pid}:${++seq}`;
-    return { msg, lane, type, abort: new AbortController(), settled: false, done: Promise.resolve(), holder };
+    return {
+      msg,
+      lane,
+      type,
+      consumer: topology.workerConsumerName(lane, type),
+      abort: new AbortController(),
+      settled: false,
+      done: Promise.resolve(),
+      holder,
+    };
   }
 
   return {

@@ -10,6 +10,7 @@ import {
   type MsgHdrs,
   type Topology,
 } from '@redrive/messaging';
+import { sendInSpan, type Attributes, type Context } from '@redrive/telemetry';
 
 /** nats-server's default max_payload, when the server did not say. */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
@@ -37,9 +38,31 @@ export function createOutcomes(deps: { js: JetStreamClient; topology: Topology; 
   // The message id travels as one more header (Nats-Msg-Id), added by the client.
   const fits = (data: Uint8Array, h: MsgHdrs, msgId: string) =>
     data.byteLength + headerBytes(h) + H.msgId.length + msgId.length + 4 <= maxPayload;
+  // Each copy that leaves the consumer is published in a span under the delivery's process span,
+  // and carries that span's context (not the original message's) to whoever reads it next.
+  const publishTraced = (
+    subject: string,
+    data: Uint8Array,
+    h: MsgHdrs,
+    msgID: string,
+    meta: JobHeaders,
+    parent: Context,
+    attributes: Attributes = {},
+  ) =>
+    sendInSpan(
+      {
+        name: 'publish',
+        destination: subject,
+        messageId: msgID,
+        attributes: { 'redrive.job.id': meta.jobId, ...attributes },
+      },
+      parent,
+      (k, v) => h.set(k, v),
+      () => js.publish(subject, data, { headers: h, msgID, timeout: 5_000 }),
+    );
   return {
     /** Sends the job to `schedule.retry`, due at `dueAt`, with the attempts made so far. */
-    async handOff(m: JsMsg, meta: JobHeaders, attemptsMade: number, dueAt: Date): Promise<void> {
+    async handOff(m: JsMsg, meta: JobHeaders, attemptsMade: number, dueAt: Date, ctx: Context): Promise<void> {
       const h = carryHeaders('handOff', m.headers);
       h.set(H.jobId, meta.jobId);
       h.set(H.attempt, String(attemptsMade));
@@ -47,18 +70,21 @@ export function createOutcomes(deps: { js: JetStreamClient; topology: Topology; 
       h.set(H.originalSubject, m.subject);
       const msgID = msgIds.handOff(meta.jobId, meta.life ?? '', attemptsMade, m.seq);
       if (!fits(m.data, h, msgID)) throw new TooLargeToForwardError(m.data.byteLength, maxPayload);
-      await js.publish(topology.scheduleSubject('retry'), m.data, {
-        headers: h,
-        msgID,
-        timeout: 5_000,
-      });
+      await publishTraced(topology.scheduleSubject('retry'), m.data, h, msgID, meta, ctx);
     },
 
     /** Publishes the job with the dead-letter headers to `dlq.<type>`. */
     async deadLetter(
       m: JsMsg,
       meta: JobHeaders,
-      dl: { reason: DeadLetterReason; errorClass: string; error: string; attempts: number; type: string },
+      dl: {
+        reason: DeadLetterReason;
+        errorClass: string;
+        error: string;
+        attempts: number;
+        type: string;
+        ctx: Context;
+      },
     ): Promise<void> {
       const h = carryHeaders('deadLetter', m.headers);
       h.set(H.jobId, meta.jobId);
@@ -88,10 +114,9 @@ export function createOutcomes(deps: { js: JetStreamClient; topology: Topology; 
         h.set(H.payloadUnavailable, 'true');
         data = new Uint8Array(0);
       }
-      await js.publish(topology.dlqSubject(dl.type), data, {
-        headers: h,
-        msgID,
-        timeout: 5_000,
+      await publishTraced(topology.dlqSubject(dl.type), data, h, msgID, meta, dl.ctx, {
+        'redrive.dead_letter.reason': dl.reason,
+        'error.type': dl.errorClass,
       });
     },
   };

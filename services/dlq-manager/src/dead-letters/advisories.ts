@@ -22,6 +22,7 @@ import {
 } from '@redrive/messaging';
 import { retryDelay } from '@redrive/retry-policy';
 import { untilStored, type Pool } from '@redrive/store';
+import { extractTraceContext, ROOT_CONTEXT, sendInSpan } from '@redrive/telemetry';
 import { deadLetterExists } from './store.js';
 import type { Faults } from '../faults.js';
 import type { DlqMetrics } from '../metrics.js';
@@ -280,11 +281,18 @@ export function createAdvisoryHandler(deps: AdvisoryHandlerDeps) {
         return;
       }
     }
-    const ack = await deps.js.publish(out.subject, out.data, {
-      headers: out.headers,
-      msgID: out.msgId,
-      timeout: 5_000,
-    });
+    // The job's dead letter, under the trace context of the message the server gave up on.
+    const ack = await sendInSpan(
+      {
+        name: 'publish',
+        destination: out.subject,
+        messageId: out.msgId,
+        attributes: { 'redrive.job.id': out.headers.get(H.jobId), 'redrive.dead_letter.reason': adv.reason },
+      },
+      extractTraceContext((name) => out.headers.get(name) || undefined, ROOT_CONTEXT),
+      (k, v) => out.headers.set(k, v),
+      () => deps.js.publish(out.subject, out.data, { headers: out.headers, msgID: out.msgId, timeout: 5_000 }),
+    );
     deps.faults.at('exit-after-dlq-publish');
     await removeOriginal(adv);
     m.ack();

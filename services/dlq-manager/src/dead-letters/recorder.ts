@@ -3,6 +3,7 @@ import type { Logger } from '@redrive/lifecycle';
 import {
   deadLetteredEventId,
   fallbackJobId,
+  DLQ_MANAGER_CONSUMERS,
   H,
   HeaderError,
   headersToObject,
@@ -12,6 +13,7 @@ import {
   type Topology,
 } from '@redrive/messaging';
 import { inTransaction, untilStored, type Pool } from '@redrive/store';
+import { inSpan, startProcessSpan } from '@redrive/telemetry';
 import { appendAudit } from '../audit/store.js';
 import { insertDeadLetter, type NewDeadLetter } from './store.js';
 import type { Faults } from '../faults.js';
@@ -106,46 +108,58 @@ export function createRecorder(deps: RecorderDeps) {
       m.term();
       return;
     }
-    const inserted = await untilStored(
-      () =>
-        inTransaction(deps.pool, async (client) => {
-          const id = await insertDeadLetter(client, dl);
-          // The job's terminal event, in the same transaction as the entry. The worker emits it
-          // too (with the same id) for the jobs it dead-letters itself, but its publish can fail
-          // after the dead letter is stored; for the jobs the server gave up on, this is the only one.
-          if (id !== undefined) {
-            await appendAudit(client, [
-              {
-                id: deadLetteredEventId(dl.originalStream, dl.originalSeq, dl.jobId),
-                jobId: dl.jobId,
-                type: dl.type,
-                kind: 'job.dead_lettered',
-                attempt: dl.attempts,
-                errorClass: dl.errorClass,
-                error: dl.error,
-                delayMs: null,
-                durationMs: null,
-                traceId: dl.traceId,
-                actor: null,
-                at: dl.createdAt,
-                extra: {
-                  reason: dl.reason,
-                  deadLetterId: id,
-                  payloadAvailable: dl.payload !== null,
-                  ...(dl.headers[H.life] ? { life: dl.headers[H.life] } : {}),
+    // One span per dead letter, under the context its DLQ message carried (the worker's publish).
+    const recording = startProcessSpan((name) => m.headers?.get(name) || undefined, {
+      destination: m.subject,
+      messageId: m.headers?.get(H.msgId) || undefined,
+      consumer: DLQ_MANAGER_CONSUMERS.recorder,
+      attributes: { 'redrive.job.id': dl.jobId, 'redrive.dead_letter.reason': dl.reason },
+    });
+    const inserted = await inSpan(recording, () =>
+      untilStored(
+        () =>
+          inTransaction(deps.pool, async (client) => {
+            const id = await insertDeadLetter(client, dl);
+            // The job's terminal event, in the same transaction as the entry. The worker emits it
+            // too (with the same id) for the jobs it dead-letters itself, but its publish can fail
+            // after the dead letter is stored; for the jobs the server gave up on, this is the only one.
+            if (id !== undefined) {
+              await appendAudit(client, [
+                {
+                  id: deadLetteredEventId(dl.originalStream, dl.originalSeq, dl.jobId),
+                  jobId: dl.jobId,
+                  type: dl.type,
+                  kind: 'job.dead_lettered',
+                  attempt: dl.attempts,
+                  errorClass: dl.errorClass,
+                  error: dl.error,
+                  delayMs: null,
+                  durationMs: null,
+                  traceId: dl.traceId,
+                  actor: null,
+                  at: dl.createdAt,
+                  extra: {
+                    reason: dl.reason,
+                    deadLetterId: id,
+                    payloadAvailable: dl.payload !== null,
+                    ...(dl.headers[H.life] ? { life: dl.headers[H.life] } : {}),
+                  },
                 },
-              },
-            ]);
-          }
-          deps.faults.at('exit-before-record-commit');
-          return id;
-        }),
-      {
-        what: 'recording a dead letter',
-        stopping: deps.stopping,
-        logger,
-        onRetry: () => deps.metrics.storeRetries.inc({ loop: 'recorder' }),
-      },
+              ]);
+            }
+            deps.faults.at('exit-before-record-commit');
+            return id;
+          }),
+        {
+          what: 'recording a dead letter',
+          stopping: deps.stopping,
+          logger,
+          onRetry: () => deps.metrics.storeRetries.inc({ loop: 'recorder' }),
+        },
+      ).then((id) => {
+        if (id !== undefined) recording.span.setAttribute('redrive.dead_letter.id', id);
+        return id;
+      }),
     );
     m.ack();
     if (inserted !== undefined) {

@@ -3,6 +3,7 @@ import { parseDuration } from '@redrive/config';
 import type { Logger } from '@redrive/lifecycle';
 import { carryHeaders, H, msgIds, parseRfc3339, subjectMatches, type MsgHdrs, type Topology } from '@redrive/messaging';
 import { createStepStore, inTransaction, type Pool } from '@redrive/store';
+import { extractTraceContext, ROOT_CONTEXT, sendInSpan } from '@redrive/telemetry';
 import { appendAudit } from '../audit/store.js';
 import { changeRow, type Actor } from '../audit/changes.js';
 import type { DlqMetrics } from '../metrics.js';
@@ -231,7 +232,19 @@ export function createRedriver(deps: RedriverDeps) {
       }
       let ack: PubAck;
       try {
-        ack = await deps.js.publish(msg.subject, msg.data, { headers: msg.headers, msgID: msg.msgId, timeout: 5_000 });
+        // In the job's own trace (the context its dead letter carried), so one trace follows the
+        // job through its lives.
+        ack = await sendInSpan(
+          {
+            name: 'redrive',
+            destination: msg.subject,
+            messageId: msg.msgId,
+            attributes: { 'redrive.job.id': dl.jobId, 'redrive.dead_letter.id': dl.id, 'redrive.job.life': msg.life },
+          },
+          extractTraceContext((name) => msg.headers.get(name) || undefined, ROOT_CONTEXT),
+          (k, v) => msg.headers.set(k, v),
+          () => deps.js.publish(msg.subject, msg.data, { headers: msg.headers, msgID: msg.msgId, timeout: 5_000 }),
+        );
       } catch (err) {
         const cleared = stepsCleared !== undefined ? ' (its step checkpoints were reset)' : ', nothing changed';
         throw new OperationError(

@@ -1,7 +1,7 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errorBodySchema, HttpError, toErrorBody, type ErrorBody } from '@redrive/http';
 import { JOB_TYPE_PATTERN, PRIORITIES } from '@redrive/messaging';
-import { ensureTraceContext, extractTraceContext, type Context } from '@redrive/telemetry';
+import { extractTraceContext, failSpan, ROOT_CONTEXT, SpanKind, startSpan, type Context } from '@redrive/telemetry';
 import type { Accepted, JobRequest, PreparedJob, Submitter } from '../submit.js';
 
 /** The longest delay a job may ask for: ten years. */
@@ -54,13 +54,37 @@ export interface JobRoutesOptions {
   maxBatchBytes: number;
 }
 
-function traceContextOf(req: FastifyRequest): Context {
-  return ensureTraceContext(
-    extractTraceContext((name) => {
-      const v = req.headers[name];
-      return Array.isArray(v) ? v[0] : v;
-    }),
+/**
+ * Runs a job route inside its HTTP server span: the child of the caller's trace context when
+ * the request carries one, else the root of a new trace (sampled as OTEL_TRACES_SAMPLER says).
+ */
+async function traced<T>(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  route: string,
+  answer: (ctx: Context) => Promise<T>,
+): Promise<T> {
+  const parent = extractTraceContext((name) => {
+    const v = req.headers[name];
+    return Array.isArray(v) ? v[0] : v;
+  }, ROOT_CONTEXT);
+  const { span, ctx } = startSpan(
+    `POST ${route}`,
+    { kind: SpanKind.SERVER, attributes: { 'http.request.method': 'POST', 'http.route': route, 'url.path': route } },
+    parent,
   );
+  try {
+    const answered = await answer(ctx);
+    span.setAttribute('http.response.status_code', reply.statusCode);
+    return answered;
+  } catch (err) {
+    const status = err instanceof HttpError ? err.statusCode : 500;
+    span.setAttribute('http.response.status_code', status);
+    failSpan(span, err, String(status));
+    throw err;
+  } finally {
+    span.end();
+  }
 }
 
 /** POST /v1/jobs and POST /v1/jobs:batch: accept jobs, answering only after JetStream stored them. */
@@ -77,11 +101,12 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions): P
       bodyLimit: opts.maxPayloadBytes + 64 * 1024,
       schema: { body: jobRequestSchema, response: { 202: acceptedSchema, ...errorResponses } },
     },
-    async (req, reply) => {
-      const job = await submitter.prepare(req.body);
-      const accepted = await submitter.publish(job, traceContextOf(req));
-      return reply.code(202).send(accepted);
-    },
+    async (req, reply) =>
+      traced(req, reply, '/v1/jobs', async (ctx) => {
+        const job = await submitter.prepare(req.body);
+        const accepted = await submitter.publish(job, ctx);
+        return reply.code(202).send(accepted);
+      }),
   );
 
   app.post<{ Body: { jobs: JobRequest[] } }>(
@@ -104,37 +129,37 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions): P
         },
       },
     },
-    async (req, reply) => {
-      // Every job is checked before any is published: a bad batch is refused whole.
-      const prepared: PreparedJob[] = [];
-      for (const [i, request] of req.body.jobs.entries()) {
-        try {
-          prepared.push(await submitter.prepare(request, `jobs[${i}].payload`));
-        } catch (err) {
-          if (err instanceof HttpError) {
-            throw new HttpError(err.statusCode, err.code, `jobs[${i}]: ${err.message}`, err.headers);
+    async (req, reply) =>
+      traced(req, reply, '/v1/jobs:batch', async (ctx) => {
+        // Every job is checked before any is published: a bad batch is refused whole.
+        const prepared: PreparedJob[] = [];
+        for (const [i, request] of req.body.jobs.entries()) {
+          try {
+            prepared.push(await submitter.prepare(request, `jobs[${i}].payload`));
+          } catch (err) {
+            if (err instanceof HttpError) {
+              throw new HttpError(err.statusCode, err.code, `jobs[${i}]: ${err.message}`, err.headers);
+            }
+            throw err;
           }
-          throw err;
         }
-      }
-      const ctx = traceContextOf(req);
-      const settled = await Promise.allSettled(prepared.map((job) => submitter.publish(job, ctx)));
-      const results: (Accepted | { error: ErrorBody })[] = settled.map((s) =>
-        s.status === 'fulfilled' ? s.value : { error: toErrorBody(s.reason as Error) },
-      );
-      const failed = results.filter((r) => 'error' in r).length;
-      if (failed === results.length) {
-        void reply.header('retry-after', '1');
-        return reply.code(503).send({
-          statusCode: 503,
-          code: 'NOT_ACCEPTED',
-          error: 'Service Unavailable',
-          message: `none of the ${results.length} jobs was accepted, retry later: ${(results[0] as { error: ErrorBody }).error.message}`,
-        });
-      }
-      // 207: some jobs were accepted and some not; each result says which.
-      return reply.code(failed > 0 ? 207 : 202).send({ accepted: results.length - failed, failed, results });
-    },
+        const settled = await Promise.allSettled(prepared.map((job) => submitter.publish(job, ctx)));
+        const results: (Accepted | { error: ErrorBody })[] = settled.map((s) =>
+          s.status === 'fulfilled' ? s.value : { error: toErrorBody(s.reason as Error) },
+        );
+        const failed = results.filter((r) => 'error' in r).length;
+        if (failed === results.length) {
+          void reply.header('retry-after', '1');
+          return reply.code(503).send({
+            statusCode: 503,
+            code: 'NOT_ACCEPTED',
+            error: 'Service Unavailable',
+            message: `none of the ${results.length} jobs was accepted, retry later: ${(results[0] as { error: ErrorBody }).error.message}`,
+          });
+        }
+        // 207: some jobs were accepted and some not; each result says which.
+        return reply.code(failed > 0 ? 207 : 202).send({ accepted: results.length - failed, failed, results });
+      }),
   );
 }
 
