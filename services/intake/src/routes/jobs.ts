@@ -80,7 +80,8 @@ async function traced<T>(
   } catch (err) {
     const status = err instanceof HttpError ? err.statusCode : 500;
     span.setAttribute('http.response.status_code', status);
-    failSpan(span, err, String(status));
+    // As the HTTP conventions have it, a refusal (4xx) is the caller's error, not the server span's.
+    if (status >= 500) failSpan(span, err, String(status));
     throw err;
   } finally {
     span.end();
