@@ -137,8 +137,8 @@ export function stopOnExit(stop: () => void): () => void {
 
 /** A server that runs as one process of its own binary. */
 export interface ProcessServerSpec extends Omit<Server, 'start'> {
-  /** The binary, looked up on PATH. */
-  readonly command: string;
+  /** The binary, looked up on PATH, or what finds it when the server starts. */
+  readonly command: string | ((log: (line: string) => void) => Promise<string>);
   /** How to install it, said when it is missing. */
   readonly install: string;
   /** Its arguments, given its port and its data directory. */
@@ -163,7 +163,8 @@ async function startProcess(
   port: number,
   ctx: StartContext,
 ): Promise<InfraHandle> {
-  const { command, install } = spec;
+  const { install } = spec;
+  const command = typeof spec.command === 'string' ? spec.command : await spec.command(ctx.log);
   const dir = join(ctx.dataDir, spec.name);
   const logFile = join(ctx.dataDir, `${spec.name}.log`);
   const args = spec.args(port, dir);

@@ -3,6 +3,8 @@
 
 import { jetstreamManager } from '@nats-io/jetstream';
 import { AuthorizationError, connect, type NatsConnection } from '@nats-io/transport-node';
+import { compareVersions, MIN_NATS_SERVER } from '../../libs/messaging/src/server-version.js';
+import { natsServerBinary } from './nats-binary.js';
 import { describeError, INFRA_HOST, isRefused, PROBE_TIMEOUT_MS, processServer, type ProbeResult } from './common.js';
 
 async function probe(port: number): Promise<ProbeResult> {
@@ -30,7 +32,12 @@ async function probe(port: number): Promise<ProbeResult> {
     }
     const jsm = await jetstreamManager(nc, { timeout: PROBE_TIMEOUT_MS, checkAPI: false });
     await jsm.getAccountInfo();
-    return { state: 'ready', detail: `nats-server ${version}, JetStream answers` };
+    const old = nc.info?.version !== undefined && compareVersions(version, MIN_NATS_SERVER) < 0;
+    // Used as it is (it is someone else's server), but said: it can lose a job at a restart.
+    const warning = old
+      ? ` (older than ${MIN_NATS_SERVER}, which Redrive needs to keep every job through a NATS restart: docs/reliability.md)`
+      : '';
+    return { state: 'ready', detail: `nats-server ${version}, JetStream answers${warning}` };
   } catch (err) {
     if ((err as Error).name === 'JetStreamNotEnabled') {
       return { state: 'foreign', detail: 'nats-server runs JetStream, but not for this account' };
@@ -45,7 +52,7 @@ const spec = {
   name: 'nats',
   serves: 'NATS with JetStream',
   probe,
-  command: 'nats-server',
+  command: natsServerBinary,
   install: 'https://docs.nats.io/running-a-nats-service/introduction/installation (or apt-get install nats-server)',
 } as const;
 

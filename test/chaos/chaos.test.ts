@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -45,7 +45,7 @@ function env(): Record<string, string> {
     NATS_URL: `nats://127.0.0.1:${ports.nats}`,
     DATABASE_URL: `postgres://postgres@127.0.0.1:${pgProxy.port}/redrive_chaos`,
     REDIS_URL: `redis://127.0.0.1:${redisProxy.port}`,
-    LOG_LEVEL: 'info',
+    LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? 'info',
   };
 }
 
@@ -151,9 +151,10 @@ describe('chaos', () => {
             body: JSON.stringify(body),
           });
           if (res.status === 202) {
-            const { jobId, seq } = (await res.json()) as { jobId: string; seq: number };
+            const { jobId, seq, stream } = (await res.json()) as { jobId: string; seq: number; stream: string };
             accepted.set(jobId, body.payload.mode);
-            seqOf.set(jobId, seq);
+            // A delayed job's answer names its place in SCHEDULE, not in JOBS.
+            if (stream === 'JOBS') seqOf.set(jobId, seq);
           } else refused++;
         } catch {
           refused++;
@@ -241,6 +242,20 @@ describe('chaos', () => {
       crash: ['retries_exhausted', 'max_deliveries'],
     };
     const wrongDeath = dead.filter((id) => !rightReasons[accepted.get(id)!]?.includes(byId.get(id)!.reason ?? ''));
+    /** Every log line about a job from every process that ran, in the order they ran. */
+    const printLogs = (id: string, seq?: number) => {
+      for (const { name, proc } of history)
+        for (const l of proc.logs)
+          if (l.jobId === id || (seq !== undefined && JSON.stringify(l).includes(`"seq":${seq},`)))
+            console.log(
+              `  ${name} ${String(l.time)} ${String(l.level)} attempt ${String(l.attempt ?? '')} ${String(l.msg)} ${JSON.stringify(l.err ?? '')}`,
+            );
+    };
+    // Two accepted jobs answered with one JOBS sequence: the server reused a sequence.
+    const bySeq = new Map<number, string[]>();
+    for (const [id, seq] of seqOf) bySeq.set(seq, [...(bySeq.get(seq) ?? []), id]);
+    for (const [seq, same] of bySeq)
+      if (same.length > 1) console.log(`JOBS seq ${seq} answered for ${same.join(', ')}`);
     // What happened to a lost job: its audit events, whether JOBS still holds it, and every
     // log line about it from every process that ran.
     const explainLost = async (id: string, mode: string, seq: number) => {
@@ -270,12 +285,14 @@ describe('chaos', () => {
         console.log(`  DLQ seq ${m.seq} ${m.time.toISOString()} ${m.header.get('Redrive-Reason')}`);
       for (const r of rows.rows) console.log(`  dead_letters row ${JSON.stringify(r)}`);
       for (const e of events.rows) console.log(`  audit ${e.at.toISOString()} ${e.kind} attempt ${e.attempt}`);
-      for (const { name, proc } of history)
-        for (const l of proc.logs)
-          if (l.jobId === id || JSON.stringify(l).includes(`"seq":${seq},`))
-            console.log(`  ${name} ${String(l.time)} ${String(l.msg)} ${JSON.stringify(l.err ?? '')}`);
+      printLogs(id, seq);
+      // What NATS itself said around then (a purge at recovery, a stream or consumer reset).
+      const natsLog = infra.started.find((h) => h.name === 'nats')?.logFile;
+      if (natsLog)
+        for (const line of readFileSync(natsLog, 'utf8').split('\n'))
+          if (/purge|orphan|reset|JOBS|\[(WRN|ERR)\]/i.test(line)) console.log(`  nats ${line}`);
     };
-    for (const id of lost.slice(0, 5)) await explainLost(id, accepted.get(id)!, seqOf.get(id)!);
+    for (const id of lost.slice(0, 5)) await explainLost(id, accepted.get(id)!, seqOf.get(id) ?? 0);
     for (const id of wrongDeath.slice(0, 3)) {
       const events = await db.query<{ kind: string; attempt: number; at: Date; extra: unknown }>(
         'SELECT kind, attempt, at, extra FROM audit_events WHERE job_id = $1 ORDER BY at',
@@ -284,10 +301,7 @@ describe('chaos', () => {
       console.log(`job ${id} (${accepted.get(id)}, JOBS seq ${seqOf.get(id)}) dead-lettered:`);
       for (const e of events.rows)
         console.log(`  audit ${e.at.toISOString()} ${e.kind} attempt ${e.attempt} ${JSON.stringify(e.extra)}`);
-      for (const { name, proc } of history)
-        for (const l of proc.logs)
-          if (l.jobId === id)
-            console.log(`  ${name} ${String(l.time)} ${String(l.msg)} ${JSON.stringify(l.err ?? '')}`);
+      printLogs(id);
     }
     for (const id of both.slice(0, 3)) {
       const events = await db.query<{ id: string; kind: string; attempt: number; at: Date; extra: unknown }>(
@@ -299,6 +313,7 @@ describe('chaos', () => {
         console.log(
           `  audit ${e.at.toISOString()} ${e.kind} attempt ${e.attempt} id ${e.id} ${JSON.stringify(e.extra)}`,
         );
+      printLogs(id, seqOf.get(id));
     }
     for (const id of ids.filter((i) => isKeyed(i) && (byId.get(i)?.succeeded ?? 0) > 1).slice(0, 2)) {
       const events = await db.query<{ id: string; kind: string; attempt: number; at: Date }>(
@@ -309,7 +324,14 @@ describe('chaos', () => {
       for (const e of events.rows)
         console.log(`  audit ${e.at.toISOString()} ${e.kind} attempt ${e.attempt} id ${e.id}`);
     }
-    if (lost.length > 0) {
+    if (lost.length + both.length + wrongDeath.length > 0) {
+      // Every process's whole log, for reading after the run (CHAOS_LOG_DIR, else a temporary folder).
+      const logDir = process.env.CHAOS_LOG_DIR ?? mkdtempSync(join(tmpdir(), 'redrive-chaos-logs-'));
+      mkdirSync(logDir, { recursive: true });
+      history.forEach(({ name, proc }, i) =>
+        writeFileSync(join(logDir, `${i}-${name}.ndjson`), proc.logs.map((l) => JSON.stringify(l)).join('\n')),
+      );
+      console.log(`  every process's log: ${logDir}`);
       // Warnings and errors of every process, counted by service and message.
       const seen = new Map<string, { n: number; err: unknown }>();
       for (const { name, proc } of history)

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
+import { natsServerBinary } from '../../scripts/infra/nats-binary.js';
 import { freePort, waitForPort } from './ports.js';
 
 /** The shared development NATS (never stopped by tests). */
@@ -50,7 +51,8 @@ export async function startNatsServer(
 
   const start = async () => {
     const args = [...(opts.config ? ['-c', opts.config] : []), '-js', '-a', '127.0.0.1', '-p', String(port)];
-    proc = spawn('nats-server', [...args, '-sd', store], {
+    // The release Redrive needs (fetched once if PATH has an older one): scripts/infra/nats-binary.ts.
+    proc = spawn(await natsServerBinary(() => undefined), [...args, '-sd', store], {
       stdio: 'ignore',
       ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}),
     });

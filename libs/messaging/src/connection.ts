@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { connect } from '@nats-io/transport-node';
 import { credsAuthenticator, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/nats-core';
 import type { Logger } from 'pino';
+import { unsupportedServerReason } from './server-version.js';
 
 /** How to reach NATS; mirrors the NATS_* environment variables. */
 export interface NatsSettings {
@@ -72,7 +73,12 @@ export function natsConnectionOptions(settings: NatsSettings, name: string): Con
 /** Connects to NATS and logs every disconnect, reconnect and server error for the connection's life. */
 export async function connectNats(settings: NatsSettings, name: string, logger: Logger): Promise<NatsConnection> {
   const nc = await connect(natsConnectionOptions(settings, name));
-  logger.info({ server: nc.getServer() }, 'connected to NATS');
+  const version = nc.info?.version;
+  logger.info({ server: nc.getServer(), version }, 'connected to NATS');
+  // Said, not refused: development machines run what their distribution ships (Debian 12 has
+  // 2.9.10), and the loss needs a server restart at the moment of a publish.
+  const unsupported = unsupportedServerReason(version);
+  if (unsupported) logger.warn({ version }, unsupported);
   void (async () => {
     for await (const s of nc.status()) {
       switch (s.type) {

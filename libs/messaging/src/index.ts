@@ -6,6 +6,7 @@ export {
 } from './completions.js';
 export { connectAndProvision, logProvisioned } from './bootstrap.js';
 export { connectNats, natsConnectionOptions, type NatsSettings } from './connection.js';
+export { compareVersions, MIN_NATS_SERVER, TESTED_NATS_SERVER, unsupportedServerReason } from './server-version.js';
 export { createUuidV7 } from './ids.js';
 export { redactUrlCredentials, redactUrls } from './redact.js';
 export {
