@@ -43,17 +43,19 @@ export function decideFailure(policy: RetryPolicy, f: FailureFacts): Decision {
 
 /** What becomes of a job whose earlier runs died with their worker (they started and never ended). */
 export type CrashDecision =
-  { kind: 'run' } | { kind: 'stagger' } | { kind: 'deadLetter'; reason: 'retries_exhausted'; errorClass: 'crash' };
+  { kind: 'run' } | { kind: 'isolate' } | { kind: 'deadLetter'; reason: 'retries_exhausted'; errorClass: 'crash' };
 
 /**
- * Decides a redelivered job's fate from the runs of it that died with their worker; pure. After
- * `maxCrashes` such deaths it is dead-lettered instead of killing another worker (max_deliver
- * stays high for jobs that were merely unlucky). Before that, a suspect (one death or more) waits
- * a random moment first, once: jobs redelivered together with a poison job would otherwise die
- * with it every time and be counted as poison themselves; staggered, the poison job dies alone.
+ * Decides a redelivered job's fate from its runs that died with their worker; pure. A job whose
+ * run died is a suspect, but so is every job that ran beside a poison job on that worker: a
+ * suspect therefore runs apart from the worker's other suspects (`isolate`), and only deaths in
+ * those runs convict it. It is dead-lettered once it has died `maxCrashes` times, all but the
+ * first of them as an isolated suspect, instead of killing another worker (max_deliver stays
+ * high for jobs that were merely unlucky). Deaths that happened beside a poison job, or while
+ * Redis could not be asked, make a job a suspect and never dead-letter it.
  */
-export function decideCrash(crashed: number, maxCrashes: number, staggered: boolean): CrashDecision {
-  if (crashed >= maxCrashes) return { kind: 'deadLetter', reason: 'retries_exhausted', errorClass: 'crash' };
-  if (crashed >= 1 && !staggered) return { kind: 'stagger' };
-  return { kind: 'run' };
+export function decideCrash(crashed: number, suspectDeaths: number, maxCrashes: number): CrashDecision {
+  if (crashed < 1) return { kind: 'run' };
+  if (suspectDeaths >= maxCrashes - 1) return { kind: 'deadLetter', reason: 'retries_exhausted', errorClass: 'crash' };
+  return { kind: 'isolate' };
 }

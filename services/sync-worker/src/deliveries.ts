@@ -18,8 +18,6 @@ export interface Delivery {
   consumer: string;
   /** The context of its latest process span: its settlement is recorded under it. */
   trace?: Context;
-  /** Set once a crash suspect was held back a random moment before running. */
-  staggered?: boolean;
 }
 
 // At shutdown a message is handed back with a short NAK delay rather than none: an immediate

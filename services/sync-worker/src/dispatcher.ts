@@ -21,7 +21,7 @@ import { createSuccess } from './success.js';
 import { DeliveryTracker, HAND_BACK_DELAY_MS, type Delivery } from './deliveries.js';
 import { fateBeforeRun, fateOfFailure, fateOfLimit, fateOfNotBefore, type FateRules } from './fate.js';
 import { createJobContext, jobOf, runHandler } from './job-context.js';
-import { LaneSlots } from './lanes.js';
+import { LaneSlots, SuspectTurn } from './lanes.js';
 import { createLimits } from './limits.js';
 import type { WorkerMetrics } from './metrics.js';
 import { createOutcomes } from './outcomes.js';
@@ -61,8 +61,6 @@ export interface DispatcherDeps {
   now?: () => number;
 }
 
-/** A suspect job (an earlier run died with its worker) waits up to this long before running. */
-const SUSPECT_STAGGER_MS = 2_000;
 /** How long the runs of a job that never ended are remembered. */
 const RUN_COUNT_TTL_MS = 24 * 3_600_000;
 /** A run still going after this gets an attempt.started event of its own. */
@@ -81,9 +79,9 @@ export function createDispatcher(deps: DispatcherDeps) {
     localDelayMaxMs: deps.localDelayMaxMs,
     handoffThresholdMs: deps.handoffThresholdMs,
     maxCrashes: deps.maxCrashes,
-    suspectStaggerMs: SUSPECT_STAGGER_MS,
   };
   const slots = new LaneSlots(deps.concurrency, deps.lowLaneEvery);
+  const suspects = new SuspectTurn();
   const tracker = new DeliveryTracker(Math.max(500, Math.floor(deps.ackWaitMs / 2)), now);
   const running = new Set<Delivery>();
   const streams: ConsumerMessages[] = [];
@@ -167,6 +165,7 @@ export function createDispatcher(deps: DispatcherDeps) {
     // One child logger per delivery (each one serializes its bindings).
     let log: Logger = logger;
     let release: (() => Promise<void>) | undefined;
+    let endTurn: (() => void) | undefined;
     let runCounted = false;
 
     try {
@@ -192,7 +191,11 @@ export function createDispatcher(deps: DispatcherDeps) {
       runCounted = counted !== undefined;
       const crashed = (counted?.unfinished ?? 0) - 1;
       const before = fateBeforeRun(
-        { completed: record !== undefined || (!keyed && !!counted?.completed), crashed, staggered: !!d.staggered },
+        {
+          completed: record !== undefined || (!keyed && !!counted?.completed),
+          crashed,
+          suspectDeaths: counted?.suspectDeaths ?? 0,
+        },
         rules,
       );
       if (before.kind === 'skip' && record) {
@@ -204,14 +207,20 @@ export function createDispatcher(deps: DispatcherDeps) {
         metrics.processed.inc({ type: d.type, outcome: 'dead_lettered' });
         return await carry(d, before, { ...run, failure: crashFailure(run, d.type, crashed) });
       }
-      if (before.kind === 'hold') {
-        // A suspect's wait is not a run: the count is taken back, and it runs once it is over.
-        d.staggered = true;
-        await deps.guards!.runs.undo(runKeyOf(meta));
-        runCounted = false;
-        log.debug({ crashed }, 'an earlier run died with its worker; held back a moment before running');
+      if (before.kind === 'skip') return await carry(d, before, run);
+      if (before.kind === 'isolate') {
+        // The delivery stays held (the tracker keeps it alive) while it waits for its turn.
+        log.info({ crashed }, 'an earlier run died with its worker; runs once no other suspect runs here');
+        const turn = await suspects.take(d.lane);
+        if (turn) endTurn = () => suspects.end();
+        if (!turn || stopping || d.settled) {
+          // Handed back unrun at shutdown: its count is left as it is (one more unfinished run
+          // makes it no more guilty; only isolated deaths do), not cleared as a run's end would.
+          runCounted = false;
+          return void settle(d, 'nak', HAND_BACK_DELAY_MS);
+        }
+        await deps.guards!.runs.suspect(runKeyOf(meta), RUN_COUNT_TTL_MS);
       }
-      if (before.kind !== 'run') return await carry(d, before, run);
 
       const limited = await heldBackFor(job, handler, d.holder);
       if (limited && limited.ms > 0) {
@@ -296,6 +305,7 @@ export function createDispatcher(deps: DispatcherDeps) {
       span.end();
       // The run ended here, whatever its outcome: it was no crash.
       if (runCounted) await deps.guards?.runs.end(runKeyOf(meta));
+      endTurn?.();
       await release?.().catch(() => undefined);
       await Promise.all(pending);
     }
@@ -373,6 +383,7 @@ export function createDispatcher(deps: DispatcherDeps) {
     async stop(deadline: Deadline): Promise<void> {
       stopping = true;
       slots.close();
+      suspects.close();
       await within(Promise.all(streams.map((s) => s.close().catch(() => undefined))), 2_000);
       await within(Promise.allSettled(loops), 2_000);
       // Jobs waiting on a timer go back now, with what is left of their wait.

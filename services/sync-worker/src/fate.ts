@@ -38,10 +38,8 @@ export interface FateRules {
   localDelayMaxMs: number;
   /** Waits above this leave the consumer for the retry-scheduler. */
   handoffThresholdMs: number;
-  /** A job whose runs died with their worker this many times is dead-lettered. */
+  /** A job whose runs died with their worker this many times (decideCrash) is dead-lettered. */
   maxCrashes: number;
-  /** A crash suspect waits up to this long, once, before it runs. */
-  suspectStaggerMs: number;
 }
 
 /**
@@ -80,21 +78,20 @@ export function fateOfNotBefore(
   return waitFate(notBefore.getTime() - now, 'rerun', attempt - 1, now, rules);
 }
 
+/** What becomes of a job about to run: `isolate` runs it apart from the worker's other suspects. */
+export type BeforeRun = Extract<Fate, { kind: 'run' | 'skip' | 'deadLetter' }> | { kind: 'isolate' };
+
 /**
  * A job about to run, from what the completion stores and the run counter said: skip it if an
  * earlier run completed it, dead-letter it after too many runs that died with their worker,
- * stagger a suspect once, or run it.
+ * run a suspect apart from the worker's other suspects, or run it.
  */
 export function fateBeforeRun(
-  facts: { completed: boolean; crashed: number; staggered: boolean; random?: () => number },
-  rules: Pick<FateRules, 'maxCrashes' | 'suspectStaggerMs'>,
-): Fate {
+  facts: { completed: boolean; crashed: number; suspectDeaths: number },
+  rules: Pick<FateRules, 'maxCrashes'>,
+): BeforeRun {
   if (facts.completed) return { kind: 'skip', reason: 'already_completed' };
-  const crash = decideCrash(facts.crashed, rules.maxCrashes, facts.staggered);
-  if (crash.kind === 'deadLetter') return crash;
-  if (crash.kind === 'stagger')
-    return { kind: 'hold', ms: Math.floor((facts.random ?? Math.random)() * rules.suspectStaggerMs), then: 'rerun' };
-  return { kind: 'run' };
+  return decideCrash(facts.crashed, facts.suspectDeaths, rules.maxCrashes);
 }
 
 /** A job a limit (rate, concurrency) holds back for `ms`: it waits without using an attempt. */

@@ -58,3 +58,24 @@ export class LaneSlots {
     return this.waiting.get(lane)!.shift();
   }
 }
+
+/**
+ * One turn at a time, for the worker's crash suspects: a suspect runs only while no other
+ * suspect runs here, so a poison job redelivered together with the jobs it killed dies alone.
+ */
+export class SuspectTurn {
+  private readonly slots = new LaneSlots(1, Number.MAX_SAFE_INTEGER);
+
+  /** Resolves true once it is this suspect's turn (end it with `end()`), false once closed. */
+  take(lane: Priority): Promise<boolean> {
+    return this.slots.acquire(lane);
+  }
+
+  end(): void {
+    this.slots.release();
+  }
+
+  close(): void {
+    this.slots.close();
+  }
+}

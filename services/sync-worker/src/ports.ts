@@ -5,10 +5,10 @@
 export interface GuardsPort {
   /** One call when a run starts (completed already? runs that never ended?) and one when it ends. */
   runs: {
-    start(key: string, ttlMs: number): Promise<{ completed: boolean; unfinished: number }>;
+    start(key: string, ttlMs: number): Promise<{ completed: boolean; unfinished: number; suspectDeaths: number }>;
     end(key: string, completedTtlMs?: number): Promise<void>;
-    /** Takes back the count of a run that did not happen after all. */
-    undo(key: string): Promise<void>;
+    /** This run is a suspect's, made apart from the worker's other suspects. */
+    suspect(key: string, ttlMs: number): Promise<void>;
   };
   rateLimit: {
     take(

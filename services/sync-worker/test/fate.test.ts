@@ -1,12 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { createRetryPolicy, type Classification } from '@redrive/retry-policy';
-import { fateBeforeRun, fateOfFailure, fateOfLimit, fateOfNotBefore, waitFate, type Fate } from '../src/fate.js';
+import {
+  fateBeforeRun,
+  fateOfFailure,
+  fateOfLimit,
+  fateOfNotBefore,
+  waitFate,
+  type BeforeRun,
+  type Fate,
+} from '../src/fate.js';
 
 // What happens to a delivery, as tables: the one wait rule, each step before a run, and a
 // failed attempt under the default policy.
 
 const NOW = Date.parse('2030-01-01T00:00:00Z');
-const rules = { localDelayMaxMs: 10_000, handoffThresholdMs: 30_000, maxCrashes: 3, suspectStaggerMs: 2_000 };
+const rules = { localDelayMaxMs: 10_000, handoffThresholdMs: 30_000, maxCrashes: 3 };
 const at = (ms: number) => new Date(NOW + ms);
 
 describe('waitFate: wait here, NAK with a delay, or leave for the scheduler', () => {
@@ -58,26 +66,41 @@ describe('before a run', () => {
     expect(fateOfNotBefore(notBefore, 1, NOW, rules)).toEqual(expected);
   });
 
-  it.each<[string, { completed: boolean; crashed: number; staggered: boolean }, Fate]>([
-    ['a fresh job runs', { completed: false, crashed: 0, staggered: false }, { kind: 'run' }],
+  it.each<[string, { completed: boolean; crashed: number; suspectDeaths: number }, BeforeRun]>([
+    ['a fresh job runs', { completed: false, crashed: 0, suspectDeaths: 0 }, { kind: 'run' }],
     [
       'one completed before (a lost ack) is skipped',
-      { completed: true, crashed: 5, staggered: false },
+      { completed: true, crashed: 5, suspectDeaths: 2 },
       { kind: 'skip', reason: 'already_completed' },
     ],
     [
-      'a suspect waits a random moment, once',
-      { completed: false, crashed: 1, staggered: false },
-      { kind: 'hold', ms: 1_000, then: 'rerun' },
+      'after a death it is a suspect, run apart from the other suspects',
+      { completed: false, crashed: 1, suspectDeaths: 0 },
+      { kind: 'isolate' },
     ],
-    ['a suspect that waited runs', { completed: false, crashed: 2, staggered: true }, { kind: 'run' }],
     [
-      'after maxCrashes deaths it is dead-lettered as a crash',
-      { completed: false, crashed: 3, staggered: true },
+      'deaths beside a poison job (or unseen while Redis was away) never convict it',
+      { completed: false, crashed: 7, suspectDeaths: 0 },
+      { kind: 'isolate' },
+    ],
+    [
+      'one death as an isolated suspect is not yet enough',
+      { completed: false, crashed: 2, suspectDeaths: 1 },
+      { kind: 'isolate' },
+    ],
+    [
+      'dead-lettered as a crash after maxCrashes deaths, all but the first isolated',
+      { completed: false, crashed: 3, suspectDeaths: 2 },
       { kind: 'deadLetter', reason: 'retries_exhausted', errorClass: 'crash' },
     ],
   ])('%s', (_name, facts, expected) => {
-    expect(fateBeforeRun({ ...facts, random: () => 0.5 }, rules)).toEqual(expected);
+    expect(fateBeforeRun(facts, rules)).toEqual(expected);
+  });
+
+  it('with maxCrashes 1, the first death dead-letters the job', () => {
+    expect(fateBeforeRun({ completed: false, crashed: 1, suspectDeaths: 0 }, { maxCrashes: 1 })).toMatchObject({
+      kind: 'deadLetter',
+    });
   });
 
   it('holds a job a limit holds back without using an attempt', () => {
