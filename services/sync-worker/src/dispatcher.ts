@@ -1,3 +1,4 @@
+// Over 400 lines: one delivery's handling reads top to bottom here; every decision is in fate.ts.
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { type Deadline, type Logger, within } from '@redrive/lifecycle';
 import {
