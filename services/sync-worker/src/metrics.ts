@@ -21,6 +21,13 @@ export function createWorkerMetrics(registry: Registry, served: { types: readonl
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
       registers: [registry],
     }),
+    latency: new Histogram({
+      name: 'redrive_worker_job_latency_seconds',
+      help: 'From a job entering JOBS (accepted, or fired by the retry-scheduler) to its success stored and acked, by type',
+      labelNames: ['type'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 120, 600],
+      registers: [registry],
+    }),
     inFlight: new Gauge({ name: 'redrive_worker_jobs_in_flight', help: 'Jobs running now', registers: [registry] }),
     capacity: new Gauge({
       name: 'redrive_worker_capacity',
@@ -54,6 +61,7 @@ export function createWorkerMetrics(registry: Registry, served: { types: readonl
   const types = served.types;
   zeroSeries(metrics.processed, { type: types, outcome: OUTCOMES });
   zeroSeries(metrics.duration, { type: types, outcome: OUTCOMES.filter((o) => o !== 'skipped') });
+  zeroSeries(metrics.latency, { type: types });
   zeroSeries(metrics.duplicates, { type: types });
   zeroSeries(metrics.heldBack, { type: types });
   metrics.capacity.set(served.concurrency);

@@ -67,6 +67,10 @@ export function createSuccess(deps: {
     if (stored && tracker.settle(d, 'ack')) {
       metrics.processed.inc({ type: d.type, outcome: 'succeeded' });
       metrics.duration.observe({ type: d.type, outcome: 'succeeded' }, durationMs / 1000);
+      // Since this message entered JOBS (its acceptance, or the scheduler's fire of a delayed
+      // job or a retry): the wait in the queue, the run and the success's store together.
+      const enqueuedMs = d.msg.info.timestampNanos / 1e6;
+      metrics.latency.observe({ type: d.type }, Math.max(0, Date.now() - enqueuedMs) / 1000);
       log.info({ ms: durationMs }, 'job succeeded');
     }
     // A finished job's checkpoints have no further use: removed by job id (its primary key's
