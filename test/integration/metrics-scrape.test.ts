@@ -186,7 +186,9 @@ describe('a live scrape', () => {
     expect(sample(scrapes['sync-worker']!, 'redrive_worker_capacity')).toBe(4);
     // Both succeeded jobs of type ok are in the end-to-end latency, each a positive time.
     expect(sample(scrapes['sync-worker']!, 'redrive_worker_job_latency_seconds_count', { type: 'ok' })).toBe(2);
-    expect(sample(scrapes['sync-worker']!, 'redrive_worker_job_latency_seconds_sum', { type: 'ok' })).toBeGreaterThan(0);
+    expect(sample(scrapes['sync-worker']!, 'redrive_worker_job_latency_seconds_sum', { type: 'ok' })).toBeGreaterThan(
+      0,
+    );
   }, 60_000);
 
   it('reads the queue gauges with a few JetStream API calls per scrape, none per job', async () => {
