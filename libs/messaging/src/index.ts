@@ -87,6 +87,17 @@ export {
   parseDeadLetterMsgId,
   type Hop,
 } from './wire.js';
+export {
+  MicroError,
+  MicroUnavailableError,
+  requestMicro,
+  respondMicroError,
+  startMicroService,
+  type MicroEndpoint,
+  type MicroErrorBody,
+  type MicroServer,
+  type MicroServiceOptions,
+} from './micro.js';
 export { provisionJobTypes, serveJobTypes } from './served.js';
 export {
   CLIENT_ROLES,

@@ -1,8 +1,15 @@
 import type { NatsConnection } from '@nats-io/nats-core';
-import { Svcm, type Service, type ServiceMsg } from '@nats-io/services';
-import { createValidators, toErrorBody } from '@redrive/http';
+import { createValidators, type HttpError } from '@redrive/http';
 import type { Logger } from '@redrive/lifecycle';
-import { DLQ_MANAGER_READ_ENDPOINTS, DLQ_MANAGER_SERVICE_NAME, type Topology } from '@redrive/messaging';
+import {
+  DLQ_MANAGER_READ_ENDPOINTS,
+  DLQ_MANAGER_SERVICE_NAME,
+  MicroError,
+  startMicroService as startMicro,
+  type MicroEndpoint,
+  type MicroServer,
+  type Topology,
+} from '@redrive/messaging';
 import { OperationError } from '../dead-letters/errors.js';
 import type { Actor, Admin, RedriveRequest } from './admin.js';
 import { httpErrorOf } from './app.js';
@@ -38,6 +45,13 @@ const withId = (body: { properties: object }) =>
 
 type Op = { schema: object; coerce: boolean; run: (req: never, actor: Actor) => Promise<unknown> };
 
+/** An operation's refusal as a micro error: the status, code and message it has over HTTP (app.ts). */
+function toMicroError(err: unknown): unknown {
+  if (!(err instanceof OperationError)) return err;
+  const http = httpErrorOf(err) as HttpError;
+  return new MicroError(http.statusCode, http.code, http.message);
+}
+
 /**
  * The admin operations as a NATS micro service, so `nats micro ls/info/stats` list it and
  * `nats req <root>.<op> '<json>'` runs an operation. Access is the NATS account's business
@@ -50,8 +64,8 @@ export async function startMicroService(deps: {
   topology: Topology;
   version: string;
   logger: Logger;
-}): Promise<Service> {
-  const { admin, logger } = deps;
+}): Promise<MicroServer> {
+  const { admin } = deps;
   const validators = createValidators();
   const ops: Record<string, Op> = {
     list: { schema: listQuery, coerce: true, run: (q: never) => admin.list(q) },
@@ -83,51 +97,30 @@ export async function startMicroService(deps: {
     timeline: { schema: jobIdParams, coerce: false, run: (q: { id: string }) => admin.timeline(q.id) },
   };
 
-  const service = await new Svcm(deps.nc).add({
+  const endpoints: Record<string, MicroEndpoint> = {};
+  for (const [name, op] of Object.entries(ops)) {
+    const validate = validators.compile(op.schema, op.coerce);
+    endpoints[name] = {
+      metadata: { change: String(!DLQ_MANAGER_READ_ENDPOINTS.includes(name)), schema: JSON.stringify(op.schema) },
+      run: async (req, msg) => {
+        if (!validate(req)) {
+          throw new OperationError('VALIDATION_ERROR', validators.describe(validate.errors, 'request'));
+        }
+        const who = msg.headers?.get(ACTOR_HEADER)?.trim();
+        return op.run(req as never, { name: `nats:${who || 'anonymous'}` });
+      },
+    };
+  }
+  // The same body and status as over HTTP (docs/api.md), the status as the micro error code;
+  // NATS has no Retry-After.
+  return startMicro(deps.nc, {
     name: SERVICE_NAME,
     version: deps.version,
     description: 'Redrive dead-letter queue: list, inspect, resolve, redrive, delete, statistics, cleanup, timelines',
     metadata: { prefix: deps.topology.options.prefix, http: '/v1/admin' },
-    queue: SERVICE_NAME,
+    root: endpointRoot(deps.topology),
+    endpoints,
+    toMicroError,
+    logger: deps.logger,
   });
-  const group = service.addGroup(endpointRoot(deps.topology));
-  const encoder = new TextEncoder();
-
-  for (const [name, op] of Object.entries(ops)) {
-    const validate = validators.compile(op.schema, op.coerce);
-    const fail = (msg: ServiceMsg, err: unknown) => {
-      // The same body and status as over HTTP (docs/api.md), the status as the micro error code;
-      // NATS has no Retry-After.
-      const body = toErrorBody(httpErrorOf(err) as Error);
-      if (body.statusCode >= 500) logger.error({ err, endpoint: name }, 'NATS request failed');
-      msg.respondError(body.statusCode, body.message, encoder.encode(JSON.stringify(body)));
-    };
-    group.addEndpoint(name, {
-      metadata: { change: String(!DLQ_MANAGER_READ_ENDPOINTS.includes(name)), schema: JSON.stringify(op.schema) },
-      handler: (err, msg) => {
-        if (err) {
-          logger.error({ err, endpoint: name }, 'NATS endpoint stopped');
-          return;
-        }
-        void (async () => {
-          let req: unknown = {};
-          if (msg.data.length > 0) {
-            try {
-              req = JSON.parse(new TextDecoder().decode(msg.data));
-            } catch (parseErr) {
-              throw new OperationError('INVALID_JSON', `the request is not valid JSON: ${(parseErr as Error).message}`);
-            }
-          }
-          if (!validate(req)) {
-            throw new OperationError('VALIDATION_ERROR', validators.describe(validate.errors, 'request'));
-          }
-          const who = msg.headers?.get(ACTOR_HEADER)?.trim();
-          const result = await op.run(req as never, { name: `nats:${who || 'anonymous'}` });
-          msg.respond(encoder.encode(JSON.stringify(result)));
-        })().catch((e: unknown) => fail(msg, e));
-      },
-    });
-  }
-  logger.info({ name: SERVICE_NAME, subjects: `${endpointRoot(deps.topology)}.>` }, 'NATS endpoints ready');
-  return service;
 }
