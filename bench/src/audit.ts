@@ -11,6 +11,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import type { LifecycleEvent } from '@redrive/messaging';
 import type pg from 'pg';
 import { waitFor } from '@redrive/test-support';
+import { CpuMeter, meanCpu, postgresBackends, processes, type CpuPerJob } from './cpu.js';
 import { withServiceAndDatabase } from './services.js';
 import { round } from './stats.js';
 
@@ -87,9 +88,15 @@ function rowOf(e: LifecycleEvent): unknown[] {
 }
 
 /** Rows per second for plain multi-row INSERTs of `batch` rows each, one after another. */
-async function bareInsert(db: pg.Client, events: readonly LifecycleEvent[], batch: number): Promise<number> {
+async function bareInsert(
+  db: pg.Client,
+  events: readonly LifecycleEvent[],
+  batch: number,
+  meter?: CpuMeter,
+): Promise<number> {
   await db.query('CREATE TABLE bench_bare_audit (LIKE audit_events INCLUDING ALL)');
   try {
+    await meter?.begin();
     const started = performance.now();
     for (let i = 0; i < events.length; i += batch) {
       const chunk = events.slice(i, i + batch);
@@ -99,14 +106,26 @@ async function bareInsert(db: pg.Client, events: readonly LifecycleEvent[], batc
         chunk.flatMap(rowOf),
       );
     }
-    return events.length / ((performance.now() - started) / 1000);
+    const rate = events.length / ((performance.now() - started) / 1000);
+    await meter?.end();
+    return rate;
   } finally {
     await db.query('DROP TABLE bench_bare_audit');
   }
 }
 
-/** Events per second projected by dlq-manager, and the bare-insert rate of the same rows. */
-export async function auditThroughput(nc: NatsConnection, count: number, batch: number) {
+/**
+ * Events per second projected by dlq-manager, and the bare-insert rate of the same rows; with
+ * `cpu`, the CPU per event of each: dlq-manager, nats-server and the database's backends for the
+ * projection (this process and its connection only watch: shown aside, not counted); this
+ * process and its backend for the bare insert.
+ */
+export async function auditThroughput(
+  nc: NatsConnection,
+  count: number,
+  batch: number,
+  cpu?: { admin: pg.Client; natsPid?: number },
+): Promise<{ projected: number; bare: number; projectedCpu?: CpuPerJob; bareCpu?: CpuPerJob }> {
   const events = lifecycleEvents(count, Date.now());
   const env = { DLQ_AUDIT_BATCH: String(batch) };
   return withServiceAndDatabase(
@@ -114,10 +133,24 @@ export async function auditThroughput(nc: NatsConnection, count: number, batch: 
     'dlq-manager',
     'benchaudit',
     env,
-    async ({ topology, db: client, service: dlq }) => {
+    async ({ topology, db: client, database, service: dlq }) => {
+      const clientPid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      const bareMeter = () => new CpuMeter([processes('postgres', clientPid)]);
+      const bareMeters = cpu ? [bareMeter(), bareMeter()] : [];
+      const projectionMeter = cpu
+        ? new CpuMeter(
+            [
+              processes('dlq-manager', dlq.proc.pid),
+              processes('nats-server', cpu.natsPid),
+              postgresBackends(cpu.admin, database, [clientPid]),
+            ],
+            [processes('postgres probe', clientPid)],
+            true,
+          )
+        : undefined;
       // The baseline runs once before the projection and once after, and the mean is reported:
       // other load on the machine drifts, and this way it weighs on both sides alike.
-      const bareBefore = await bareInsert(client, events, batch);
+      const bareBefore = await bareInsert(client, events, batch, bareMeters[0]);
 
       // The gate: INSERT needs ROW EXCLUSIVE, which SHARE blocks until this transaction ends.
       await client.query('BEGIN');
@@ -136,6 +169,7 @@ export async function auditThroughput(nc: NatsConnection, count: number, batch: 
       }
       await Promise.all(inflight);
 
+      await projectionMeter?.begin();
       const started = performance.now();
       await client.query('COMMIT');
       const last = events[events.length - 1]!.id;
@@ -161,9 +195,16 @@ export async function auditThroughput(nc: NatsConnection, count: number, batch: 
         ended = performance.now();
       }
       const projected = round(count / ((ended - started) / 1000), 0);
+      await projectionMeter?.end();
       await dlq.stop();
-      const bare = round((bareBefore + (await bareInsert(client, events, batch))) / 2, 0);
-      return { projected, bare };
+      const bare = round((bareBefore + (await bareInsert(client, events, batch, bareMeters[1]))) / 2, 0);
+      if (!projectionMeter) return { projected, bare };
+      return {
+        projected,
+        bare,
+        projectedCpu: projectionMeter.perJob(count),
+        bareCpu: meanCpu(bareMeters.map((m) => m.perJob(count))),
+      };
     },
   );
 }

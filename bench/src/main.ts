@@ -8,7 +8,14 @@ import pg from 'pg';
 import { connectTestClient, SHARED_NATS_URL, SHARED_PG_URL, uniquePrefix } from '@redrive/test-support';
 import { auditThroughput } from './audit.js';
 import { bullmqThroughput } from './bullmq.js';
-import { pipelineHttpThroughput, pipelineLatency, pipelineNatsThroughput, startPipeline } from './pipeline.js';
+import { CLK_TCK, CpuMeter, idleLoad, natsServerPid, postgresBackends, processes, type CpuPerJob } from './cpu.js';
+import {
+  pipelineHttpThroughput,
+  pipelineLatency,
+  pipelineNatsThroughput,
+  startPipeline,
+  type PipelineRun,
+} from './pipeline.js';
 import { rawLatency, rawThroughput } from './raw-jetstream.js';
 import { figure, printFigure, type Figure } from './report.js';
 import { round } from './stats.js';
@@ -66,42 +73,131 @@ log(
   `redrive bench (${quick ? 'quick' : 'full'}): ${availableParallelism()} cores, nats ${versions.nats}, postgres ${versions.postgres}, redis ${versions.redis}, ${SIZE}-byte jobs`,
 );
 
+// CPU per job: the processes of each scenario, read before and after its measured window (cpu.ts).
+const natsPid = natsServerPid(SHARED_NATS_URL);
+const admin = new pg.Client({ connectionString: SHARED_PG_URL });
+await admin.connect();
+const cpuNote = (cpu: CpuPerJob) =>
+  cpu.vanished > 0 ? ` (${cpu.vanished} processes ended inside the window: their CPU is missing)` : '';
+/** One scenario's CPU per job, split by process, with no baseline. */
+const cpuFigure = (name: string, cpu: CpuPerJob, note?: string) =>
+  figure({
+    name,
+    metric: 'cpu_per_job',
+    unit: 'µs',
+    value: cpu.total,
+    breakdown: cpu.byProcess,
+    ...(note || cpu.vanished ? { note: `${note ?? ''}${cpuNote(cpu)}` } : {}),
+  });
+/**
+ * The pipeline's processes: each service, the shared nats-server, this run's Postgres backends;
+ * the backend of the bench's own probe (counting audit rows) is shown aside, not in the total.
+ */
+const pipelineMeter = (run: PipelineRun) =>
+  new CpuMeter(
+    [
+      ...run.services.map((s) => processes(s.name, s.proc.pid)),
+      processes('nats-server', natsPid),
+      postgresBackends(admin, run.database, [run.probePid]),
+    ],
+    [processes('postgres probe', run.probePid)],
+  );
+let natsIdle: number | undefined;
+if (want('pipeline') || want('baselines')) {
+  natsIdle = await idleLoad(natsPid);
+  log(
+    `cpu per job: /proc/<pid>/stat utime+stime (CLK_TCK ${CLK_TCK}) and the bench's process.cpuUsage(); nats-server pid ${natsPid ?? 'not found (not counted)'} is shared, others' load on it with the bench idle: ${natsIdle ?? '?'} ms CPU/s; postgres = the backends of the scenario's own database (pg_stat_activity), less the bench's probe connection`,
+  );
+}
+
 try {
   let raw: number | undefined;
   let bull: number | undefined;
+  let bullAudit: number | undefined;
+  let rawCpu: CpuPerJob | undefined;
+  let bullCpu: CpuPerJob | undefined;
+  let bullAuditCpu: CpuPerJob | undefined;
   if (want('pipeline') || want('baselines')) {
-    raw = await rawThroughput(nc, `${uniquePrefix('raw')}_RAW`, N, SIZE);
-    bull = (await bullmqThroughput(N, SIZE, 64)).jobsPerSec;
+    const rawMeter = new CpuMeter([processes('nats-server', natsPid)]);
+    raw = await rawThroughput(nc, `${uniquePrefix('raw')}_RAW`, N, SIZE, rawMeter);
+    rawCpu = rawMeter.perJob(N);
+    const bare = await bullmqThroughput(N, SIZE, 64);
+    const audited = await bullmqThroughput(N, SIZE, 64, { auditRows: { admin } });
+    [bull, bullCpu, bullAudit, bullAuditCpu] = [bare.jobsPerSec, bare.cpu, audited.jobsPerSec, audited.cpu];
     add(figure({ name: 'raw-jetstream', metric: 'throughput', unit: 'msgs/s', value: raw }));
+    add(cpuFigure('raw-jetstream', rawCpu, 'bench = publisher and consumer'));
     add(figure({ name: 'bullmq', metric: 'throughput', unit: 'jobs/s', value: bull }));
+    add(cpuFigure('bullmq', bullCpu, 'bench = producer and worker'));
+    add(
+      figure({
+        name: 'bullmq-audit',
+        metric: 'throughput',
+        unit: 'jobs/s',
+        value: bullAudit,
+        baseline: { name: 'bullmq', value: bull },
+        note: 'one INSERT into sync_operations per completed job, by the worker',
+      }),
+    );
+    add(cpuFigure('bullmq-audit', bullAuditCpu));
   }
   if (want('pipeline')) {
+    /** A pipeline path's throughput and CPU per job against every baseline of this run. */
+    const againstBaselines = (
+      name: string,
+      rate: number,
+      cpu: CpuPerJob,
+      targets: { raw?: number; bull?: number; bullAudit?: number; rawCpu?: number },
+      note?: string,
+    ) => {
+      const n = note ? { note } : {};
+      const bases: { name: string; value: number; unit?: string; target?: number }[] = [
+        ...(targets.raw !== undefined
+          ? [{ name: 'raw-jetstream', value: raw!, unit: 'msgs/s', target: targets.raw }]
+          : []),
+        { name: 'bullmq', value: bull!, target: targets.bull },
+        { name: 'bullmq-audit', value: bullAudit!, target: targets.bullAudit },
+      ];
+      for (const { target, ...baseline } of bases)
+        add(
+          figure({
+            name,
+            metric: 'throughput',
+            unit: 'jobs/s',
+            value: rate,
+            baseline,
+            ...(target !== undefined ? { target } : {}),
+            ...n,
+          }),
+        );
+      const cpuNoteText = cpuNote(cpu);
+      for (const [base, value, target, first] of [
+        ['raw-jetstream', rawCpu!.total, targets.rawCpu, true],
+        ['bullmq', bullCpu!.total, undefined, false],
+        ['bullmq-audit', bullAuditCpu!.total, undefined, false],
+      ] as const)
+        add(
+          figure({
+            name,
+            metric: 'cpu_per_job',
+            unit: 'µs',
+            value: cpu.total,
+            baseline: { name: base, value },
+            ...(target !== undefined ? { target } : {}),
+            ...(first ? { breakdown: cpu.byProcess } : {}),
+            ...(first && cpuNoteText ? { note: cpuNoteText.trim() } : {}),
+          }),
+        );
+    };
     const natsRun = await startPipeline(nc, { http: false, concurrency: 64 });
     try {
       const idle = Object.fromEntries(natsRun.services.map((s) => [s.name, s.rssMb()]));
-      const nats = await pipelineNatsThroughput(natsRun, N, SIZE);
-      add(
-        figure({
-          name: 'pipeline-nats',
-          metric: 'throughput',
-          unit: 'jobs/s',
-          value: nats,
-          baseline: { name: 'raw-jetstream', value: raw!, unit: 'msgs/s' },
-          target: 0.75,
-        }),
-      );
-      add(
-        figure({
-          name: 'pipeline-nats',
-          metric: 'throughput',
-          unit: 'jobs/s',
-          value: nats,
-          baseline: { name: 'bullmq', value: bull! },
-          target: 1.2,
-        }),
-      );
-      const lat = await pipelineLatency(natsRun, LATENCY_N, 1_000, SIZE);
-      const rawLat = await rawLatency(nc, `${uniquePrefix('rawlat')}_RAW`, LATENCY_N, 1_000, SIZE);
+      const natsMeter = pipelineMeter(natsRun);
+      const nats = await pipelineNatsThroughput(natsRun, N, SIZE, natsMeter);
+      againstBaselines('pipeline-nats', nats, natsMeter.perJob(N), { raw: 0.75, bull: 1.2, bullAudit: 1.5, rawCpu: 2 });
+      const latMeter = pipelineMeter(natsRun);
+      const lat = await pipelineLatency(natsRun, LATENCY_N, 1_000, SIZE, latMeter);
+      const rawLatMeter = new CpuMeter([processes('nats-server', natsPid)]);
+      const rawLat = await rawLatency(nc, `${uniquePrefix('rawlat')}_RAW`, LATENCY_N, 1_000, SIZE, rawLatMeter);
       for (const p of ['p50', 'p99', 'max'] as const) {
         add(
           figure({
@@ -115,6 +211,18 @@ try {
           }),
         );
       }
+      const latCpu = latMeter.perJob(LATENCY_N);
+      add(
+        figure({
+          name: 'pipeline-latency',
+          metric: 'cpu_per_job',
+          unit: 'µs',
+          value: latCpu.total,
+          baseline: { name: 'raw-jetstream', value: rawLatMeter.perJob(LATENCY_N).total },
+          breakdown: latCpu.byProcess,
+          note: `at 1,000 jobs/s (the bench subscribes to attempt.succeeded to time each job)${cpuNote(latCpu)}`,
+        }),
+      );
       const peak = natsRun.peakRssMb();
       for (const [name, mb] of Object.entries(idle))
         add(figure({ name: `memory-${name}`, metric: 'rss_idle', unit: 'MB', value: mb, target: 120 }));
@@ -126,18 +234,9 @@ try {
     const httpRun = await startPipeline(nc, { http: true, concurrency: 64 });
     try {
       const idle = httpRun.services.find((s) => s.name === 'intake')!.rssMb();
-      const http = await pipelineHttpThroughput(httpRun, N, SIZE);
-      add(
-        figure({
-          name: 'pipeline-http',
-          metric: 'throughput',
-          unit: 'jobs/s',
-          value: http,
-          baseline: { name: 'bullmq', value: bull! },
-          target: 1,
-          note: 'batches of 100',
-        }),
-      );
+      const httpMeter = pipelineMeter(httpRun);
+      const http = await pipelineHttpThroughput(httpRun, N, SIZE, httpMeter);
+      againstBaselines('pipeline-http', http, httpMeter.perJob(N), { bull: 1, bullAudit: 1.5 }, 'batches of 100');
       add(figure({ name: 'memory-intake', metric: 'rss_idle', unit: 'MB', value: idle, target: 120 }));
       add(figure({ name: 'memory-intake', metric: 'rss_peak', unit: 'MB', value: httpRun.peakRssMb().intake ?? 0 }));
     } finally {
@@ -191,7 +290,10 @@ try {
     );
   }
   if (want('audit')) {
-    const { projected, bare } = await auditThroughput(nc, AUDIT_N, AUDIT_BATCH);
+    const { projected, bare, projectedCpu, bareCpu } = await auditThroughput(nc, AUDIT_N, AUDIT_BATCH, {
+      admin,
+      natsPid,
+    });
     add(
       figure({
         name: 'audit-projection',
@@ -203,10 +305,31 @@ try {
         note: `${AUDIT_N.toLocaleString('en')} events waiting in EVENTS (one per message), projected by dlq-manager in batches of ${AUDIT_BATCH} (rows and job summaries); baseline: multi-row INSERTs of the same rows, ${AUDIT_BATCH} at a time, into a plain copy of audit_events (mean of a run before and one after)`,
       }),
     );
+    add(
+      figure({
+        name: 'audit-projection',
+        metric: 'cpu_per_event',
+        unit: 'µs',
+        value: projectedCpu!.total,
+        baseline: { name: 'bare-insert', value: bareCpu!.total },
+        breakdown: projectedCpu!.byProcess,
+        note: `bare insert: ${Object.entries(bareCpu!.byProcess)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')} µs${cpuNote(projectedCpu!)}`,
+      }),
+    );
   }
 } finally {
+  await admin.end().catch(() => undefined);
   await nc.close();
 }
 
 if (values.json)
-  console.log(JSON.stringify({ machine: { cores: availableParallelism() }, versions, scenarios: figures }));
+  console.log(
+    JSON.stringify({
+      machine: { cores: availableParallelism() },
+      versions,
+      cpu: { clkTck: CLK_TCK, natsServerPid: natsPid ?? null, natsServerIdleMsPerSec: natsIdle ?? null },
+      scenarios: figures,
+    }),
+  );

@@ -1,7 +1,9 @@
 // Redrive's full path: jobs in (straight to NATS, or over HTTP in batches), a no-op handler
 // in sync-worker, acks, lifecycle events, and dlq-manager projecting them into audit rows in
-// Postgres. Throughput counts a job when its success row is in audit_events; latency, when its
-// attempt.succeeded event is stored (the audit row follows in the next projection batch).
+// Postgres. Throughput counts a job when its success row is in audit_events (polled on one
+// connection; nothing subscribes to the events meanwhile, so measuring costs the pipeline no NATS
+// traffic); latency, when its attempt.succeeded event is stored (the audit row follows in the
+// next projection batch).
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { decodeEvents, publishJob, Topology } from '@redrive/messaging';
@@ -14,6 +16,7 @@ import {
   waitFor,
   type TestDatabase,
 } from '@redrive/test-support';
+import type { MeasuredWindow } from './cpu.js';
 import { startBenchService, type BenchService } from './services.js';
 import { atRate, percentile, round, sleep } from './stats.js';
 
@@ -22,6 +25,9 @@ export interface PipelineRun {
   topology: Topology;
   services: BenchService[];
   intakePort?: number;
+  /** This run's database, and the backend pid of the bench's own connection to it (its probe). */
+  database: string;
+  probePid: number;
   /** Resolves when `count` jobs have succeeded; records when each job id succeeded. */
   successes(count: number): { done: Promise<void>; at: Map<string, number> };
   /** Resolves when audit_events holds the success rows of `count` more jobs (counted across calls). */
@@ -48,6 +54,7 @@ export async function startPipeline(
   const db: TestDatabase = await createTestDatabase('benchpipe');
   const sql = new pg.Client({ connectionString: db.url });
   await sql.connect();
+  const probePid = (await sql.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
   services.push(await startBenchService('dlq-manager', { ...common, DATABASE_URL: db.url, LOG_LEVEL: 'warn' }, count));
   services.push(
     await startBenchService(
@@ -76,6 +83,8 @@ export async function startPipeline(
     topology,
     services,
     ...(opts.http ? { intakePort: services.find((x) => x.name === 'intake')!.port } : {}),
+    database: db.name,
+    probePid,
     successes(count) {
       const at = new Map<string, number>();
       const sub = nc.subscribe(topology.eventSubject('attempt.succeeded'));
@@ -111,12 +120,20 @@ export async function startPipeline(
   };
 }
 
-/** Jobs per second through the whole path, published straight to JOBS (PubAck pipelined). */
-export async function pipelineNatsThroughput(run: PipelineRun, count: number, size: number): Promise<number> {
+/**
+ * Jobs per second through the whole path, published straight to JOBS (PubAck pipelined);
+ * `meter` (a CPU meter) is marked around the timed part.
+ */
+export async function pipelineNatsThroughput(
+  run: PipelineRun,
+  count: number,
+  size: number,
+  meter?: MeasuredWindow,
+): Promise<number> {
   const js = jetstream(run.nc);
   const body = new TextEncoder().encode(JSON.stringify({ pad: 'x'.repeat(Math.max(0, size - 10)) }));
-  const { done } = run.successes(count);
   await run.nc.flush();
+  await meter?.begin();
   const started = performance.now();
   const inflight = new Set<Promise<unknown>>();
   for (let i = 0; i < count; i++) {
@@ -131,9 +148,10 @@ export async function pipelineNatsThroughput(run: PipelineRun, count: number, si
     inflight.add(p);
     if (inflight.size >= 1_000) await Promise.race(inflight);
   }
-  await done;
   await run.audited(count);
-  return round(count / ((performance.now() - started) / 1000), 0);
+  const rate = round(count / ((performance.now() - started) / 1000), 0);
+  await meter?.end();
+  return rate;
 }
 
 /** Jobs per second submitted over HTTP in batches of `batch`, `parallel` requests at a time. */
@@ -141,12 +159,13 @@ export async function pipelineHttpThroughput(
   run: PipelineRun,
   count: number,
   size: number,
+  meter?: MeasuredWindow,
   batch = 100,
   parallel = 4,
 ): Promise<number> {
   const payload = { pad: 'x'.repeat(Math.max(0, size - 10)) };
-  const { done } = run.successes(count);
   await run.nc.flush();
+  await meter?.begin();
   const started = performance.now();
   let next = 0;
   const sender = async () => {
@@ -162,18 +181,26 @@ export async function pipelineHttpThroughput(
     }
   };
   await Promise.all(Array.from({ length: parallel }, sender));
-  await done;
   await run.audited(count);
-  return round(count / ((performance.now() - started) / 1000), 0);
+  const rate = round(count / ((performance.now() - started) / 1000), 0);
+  await meter?.end();
+  return rate;
 }
 
-/** End-to-end latency (publish → handler succeeded event) at a fixed offered load. */
-export async function pipelineLatency(run: PipelineRun, count: number, rate: number, size: number) {
+/** End-to-end latency (publish → handler succeeded event) at a fixed offered load; `meter` is marked around it. */
+export async function pipelineLatency(
+  run: PipelineRun,
+  count: number,
+  rate: number,
+  size: number,
+  meter?: MeasuredWindow,
+) {
   const js = jetstream(run.nc);
   const body = new TextEncoder().encode(JSON.stringify({ pad: 'x'.repeat(Math.max(0, size - 10)) }));
   const { done, at } = run.successes(count);
   await run.nc.flush();
   await sleep(200);
+  await meter?.begin();
   const sent = new Map<string, number>();
   await atRate(count, rate, (i) => {
     const id = `l${i}`;
@@ -188,6 +215,7 @@ export async function pipelineLatency(run: PipelineRun, count: number, rate: num
   });
   await done;
   await run.audited(count);
+  await meter?.end();
   const latencies = [...sent].map(([id, t]) => at.get(id)! - t);
   return {
     p50: round(percentile(latencies, 50), 2),

@@ -2,6 +2,7 @@
 // consume with explicit ack, no Redrive code at all.
 import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
+import type { MeasuredWindow } from './cpu.js';
 import { atRate, percentile, round } from './stats.js';
 
 async function withStream<T>(nc: NatsConnection, name: string, fn: (subject: string) => Promise<T>): Promise<T> {
@@ -15,13 +16,23 @@ async function withStream<T>(nc: NatsConnection, name: string, fn: (subject: str
   }
 }
 
-/** Messages per second with publish (PubAck awaited, pipelined) and consume running together. */
-export async function rawThroughput(nc: NatsConnection, name: string, count: number, size: number): Promise<number> {
+/**
+ * Messages per second with publish (PubAck awaited, pipelined) and consume running together;
+ * `meter` (a CPU meter) is marked around the timed part.
+ */
+export async function rawThroughput(
+  nc: NatsConnection,
+  name: string,
+  count: number,
+  size: number,
+  meter?: MeasuredWindow,
+): Promise<number> {
   return withStream(nc, name, async (subject) => {
     const js = jetstream(nc);
     const body = new Uint8Array(size).fill(120);
     const consumer = await js.consumers.get(name, 'c');
     const messages = await consumer.consume({ max_messages: 1_000 });
+    await meter?.begin();
     const started = performance.now();
     let seen = 0;
     const consumed = (async () => {
@@ -39,12 +50,21 @@ export async function rawThroughput(nc: NatsConnection, name: string, count: num
     }
     await Promise.all(inflight);
     await consumed;
-    return round(count / ((performance.now() - started) / 1000), 0);
+    const rate = round(count / ((performance.now() - started) / 1000), 0);
+    await meter?.end();
+    return rate;
   });
 }
 
-/** End-to-end latency (publish to consumer) at a fixed offered rate. */
-export async function rawLatency(nc: NatsConnection, name: string, count: number, rate: number, size: number) {
+/** End-to-end latency (publish to consumer) at a fixed offered rate; `meter` is marked around it. */
+export async function rawLatency(
+  nc: NatsConnection,
+  name: string,
+  count: number,
+  rate: number,
+  size: number,
+  meter?: MeasuredWindow,
+) {
   return withStream(nc, name, async (subject) => {
     const js = jetstream(nc);
     const consumer = await js.consumers.get(name, 'c');
@@ -60,11 +80,13 @@ export async function rawLatency(nc: NatsConnection, name: string, count: number
       }
     })();
     const pad = 'x'.repeat(Math.max(0, size - 12));
+    await meter?.begin();
     await atRate(count, rate, (i) => {
       sent.set(i, performance.now());
       void js.publish(subject, `${String(i).padStart(12, '0')}${pad}`);
     });
     await consumed;
+    await meter?.end();
     return {
       p50: round(percentile(latencies, 50), 2),
       p99: round(percentile(latencies, 99), 2),

@@ -10,6 +10,8 @@ export interface Figure {
   /** The target the issue sets, as a ratio (throughput) or an absolute bound (latency, memory). */
   target?: number;
   note?: string;
+  /** The value split by process (CPU per job: µs of each process, same unit as `value`). */
+  breakdown?: Record<string, number>;
 }
 
 export function figure(f: Omit<Figure, 'ratio'>): Figure {
@@ -25,4 +27,10 @@ export function printFigure(f: Figure): void {
   console.log(
     `${f.name.padEnd(22)} ${f.metric.padEnd(12)} ${String(f.value).padStart(9)} ${f.unit}${base}${target}${f.note ? `  ${f.note}` : ''}`,
   );
+  if (f.breakdown)
+    console.log(
+      `${''.padEnd(22)} ${'by process'.padEnd(12)} ${Object.entries(f.breakdown)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')} ${f.unit}`,
+    );
 }

@@ -9,7 +9,6 @@
 // deployments; the pipeline bench runs without Redis). NATS messages are counted by a plain
 // subscriber on this run's subjects (acks and pull requests go to `$JS.ACK.<stream>.…` and
 // `$JS.API.CONSUMER.MSG.NEXT.<stream>.…`); replies (deliveries, PubAcks) are not counted.
-import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import type { NatsConnection, Subscription } from '@nats-io/nats-core';
 import { Redis } from 'ioredis';
@@ -23,7 +22,7 @@ import {
 } from '@redrive/test-support';
 import { pipelineHttpThroughput, pipelineNatsThroughput, startPipeline, type PipelineRun } from './pipeline.js';
 import { rawThroughput } from './raw-jetstream.js';
-import { cpuMsOf } from './services.js';
+import { cpuMsOf, natsServerPid } from './cpu.js';
 import { sleep } from './stats.js';
 
 const { values } = parseArgs({
@@ -34,18 +33,7 @@ const SIZE = 300;
 
 type Counts = Map<string, number>;
 
-/** The nats-server listening on the shared NATS port, if `ss` can tell (its CPU is counted too). */
-function natsServerPid(): number | undefined {
-  try {
-    const port = new URL(SHARED_NATS_URL).port || '4222';
-    const out = execFileSync('ss', ['-ltnpH', `sport = :${port}`], { encoding: 'utf8' });
-    const pid = /nats-server",pid=(\d+)/.exec(out)?.[1];
-    return pid ? Number(pid) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-const NATS_PID = natsServerPid();
+const NATS_PID = natsServerPid(SHARED_NATS_URL);
 
 /** CPU ms (user + system) of this bench process and of nats-server so far. */
 function cpuOfBenchAndServer(): { bench: number; server: number } {

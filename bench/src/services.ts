@@ -14,6 +14,7 @@ import {
   waitFor,
   type TestDatabase,
 } from '@redrive/test-support';
+import { cpuMsOf } from './cpu.js';
 
 /** A Redrive service run for a benchmark: its logs go nowhere, readiness is polled. */
 export interface BenchService {
@@ -22,7 +23,7 @@ export interface BenchService {
   proc: ChildProcess;
   /** Resident set size now, in MB. */
   rssMb(): number;
-  /** CPU time used so far, user and system, in ms (/proc/<pid>/stat; 10 ms resolution). */
+  /** CPU time used so far, user and system, in ms (/proc/<pid>/stat; 1/CLK_TCK s resolution). */
   cpuMs(): { user: number; system: number };
   /** Read and write system calls so far (/proc/<pid>/io: sockets, log lines, files). */
   syscalls(): { reads: number; writes: number };
@@ -52,14 +53,6 @@ export function benchNodeArgs(service: string, env: NodeJS.ProcessEnv = process.
     .split(/\s+/)
     .filter(Boolean)
     .map((a) => a.replaceAll('{service}', service));
-}
-
-/** CPU time a process has used, user and system, in ms (/proc/<pid>/stat; 10 ms resolution). */
-export function cpuMsOf(pid: number): { user: number; system: number } {
-  // The fields after the command name (which may hold spaces) start at the state, field 3.
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: Number(fields[11]) * 10, system: Number(fields[12]) * 10 };
 }
 
 /**
@@ -135,7 +128,14 @@ export async function withServiceAndDatabase<T>(
   service: string,
   tag: string,
   env: Record<string, string>,
-  body: (ctx: { prefix: string; topology: Topology; db: pg.Client; service: BenchService }) => Promise<T>,
+  body: (ctx: {
+    prefix: string;
+    topology: Topology;
+    db: pg.Client;
+    /** The database's name (for pg_stat_activity). */
+    database: string;
+    service: BenchService;
+  }) => Promise<T>,
 ): Promise<T> {
   const prefix = uniquePrefix(tag);
   let db: TestDatabase | undefined;
@@ -152,7 +152,7 @@ export async function withServiceAndDatabase<T>(
     });
     pgc = new pg.Client({ connectionString: db.url });
     await pgc.connect();
-    return await body({ prefix, topology: new Topology({ prefix }), db: pgc, service: svc });
+    return await body({ prefix, topology: new Topology({ prefix }), db: pgc, database: db.name, service: svc });
   } finally {
     await pgc?.end().catch(() => undefined);
     await svc?.stop();
