@@ -12,6 +12,7 @@ import {
   natsPasswordVariable,
   natsUserName,
   renderNatsAuthConfig,
+  SCHEDULER_SERVICE_NAME,
   serveJobTypes,
   Topology,
   type NatsRole,
@@ -385,6 +386,26 @@ describe('the server refuses what a user must not do', () => {
     // The operator may: its request reaches dlq-manager, which answers (here: no such entry).
     const reply = await (await as('operator')).request(`${topology.dlqManagerApiRoot}.get`, '{"id":999999}');
     expect(reply.headers?.get('Nats-Service-Error-Code')).toBe('404');
+  });
+
+  it("the retry-scheduler's micro service answers intake and the operator, and is discoverable by the operator only", async () => {
+    for (const role of ['sync-worker', 'dlq-manager', 'viewer', 'producer'] as const)
+      await publishRefused(role, topology.schedulerApiSubject('list'));
+    // Discovery is by service name: the viewer may find dlq-manager, not the scheduler.
+    await publishRefused('viewer', `$SRV.INFO.${SCHEDULER_SERVICE_NAME}`);
+    const info = await (await as('operator')).request(`$SRV.INFO.${SCHEDULER_SERVICE_NAME}`, '', { timeout: 5_000 });
+    expect(info.json<{ name: string; metadata: Record<string, string> }>()).toMatchObject({
+      name: SCHEDULER_SERVICE_NAME,
+      metadata: { prefix },
+    });
+    for (const role of ['intake', 'operator'] as const) {
+      const reply = await (
+        await as(role)
+      ).request(topology.schedulerApiSubject('get'), '{"id":"no-such-schedule"}', {
+        timeout: 5_000,
+      });
+      expect(reply.headers?.get('Nats-Service-Error-Code')).toBe('404');
+    }
   });
 
   it('nobody may stand in for a service: answer its requests, or read its replies or its jobs', async () => {

@@ -1,7 +1,7 @@
 import { jetstream } from '@nats-io/jetstream';
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/nats-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { msgIds, Topology } from '@redrive/messaging';
+import { createSchedulerClient, MicroError, msgIds, SCHEDULER_SERVICE_NAME, Topology } from '@redrive/messaging';
 import { firstFire, parseRepeatSpec } from '@redrive/recurrence';
 import {
   connectTestClient,
@@ -317,5 +317,34 @@ describe('long retries handed off by the worker', () => {
     expect(view.body).toMatchObject({ kind: 'retry', status: 'completed', jobId, attempt: 2, fireCount: 1 });
     await sleep(500);
     expect(runs((r) => r.id === jobId)).toHaveLength(1);
+  });
+});
+
+describe('the NATS micro service', () => {
+  it('is listed as redrive-retry-scheduler and answers its endpoints, refusals as micro errors with codes', async () => {
+    // What `nats micro info redrive-retry-scheduler` asks: every instance answers (other test
+    // files run their own, under other prefixes).
+    const infos: { metadata?: Record<string, string>; endpoints: { subject: string }[] }[] = [];
+    for await (const m of await nc.requestMany(`$SRV.INFO.${SCHEDULER_SERVICE_NAME}`, '', {
+      strategy: 'timer',
+      maxWait: 1_000,
+    }))
+      infos.push(m.json());
+    const mine = infos.find((i) => i.metadata?.prefix === prefix);
+    expect(mine).toBeDefined();
+    expect(mine!.endpoints.map((e) => e.subject).sort()).toEqual(
+      ['cancel', 'get', 'list'].map((op) => `${prefix}.scheduler.${op}`),
+    );
+
+    const client = createSchedulerClient(nc, topology);
+    expect((await client.list({ limit: 1 })).schedules.length).toBeLessThanOrEqual(1);
+    const missing = await client.get('no-such-schedule').catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(MicroError);
+    expect(missing).toMatchObject({ statusCode: 404, code: 'NOT_FOUND' });
+    const raw = await nc.request(topology.schedulerApiSubject('list'), JSON.stringify({ limit: 0 }), {
+      timeout: 5_000,
+    });
+    expect(raw.headers?.get('Nats-Service-Error-Code')).toBe('400');
+    expect(raw.json()).toMatchObject({ statusCode: 400, code: 'VALIDATION_ERROR' });
   });
 });

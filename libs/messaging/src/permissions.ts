@@ -1,4 +1,5 @@
 import { EVENT_KINDS, type EventKind } from './events.js';
+import { SCHEDULER_OPS, SCHEDULER_SERVICE_NAME } from './schedule.js';
 import { Topology, type StreamRole } from './topology.js';
 
 // NATS is Redrive's trust boundary: whoever may publish on a subject can make a service act on
@@ -67,9 +68,6 @@ export const DLQ_MANAGER_SERVICE_NAME = 'redrive-dlq-manager';
  */
 export const DLQ_MANAGER_READ_ENDPOINTS: readonly string[] = ['list', 'get', 'stats', 'timeline', 'operation'];
 
-/** The scheduler's request/reply operations (`scheduler.<op>`). */
-const SCHEDULER_OPS = ['list', 'get', 'cancel'] as const;
-
 /** What one user may publish and subscribe to; anything not allowed is refused by nats-server. */
 export interface NatsPermissions {
   publish: { allow: string[]; deny: string[] };
@@ -116,9 +114,9 @@ const api = (rest: string) => `$JS.API.${rest}`;
 /** Subjects no client of Redrive's account may publish, whatever else it is allowed. */
 const NEVER_PUBLISH = ['$JS.EVENT.>', '$SYS.>'];
 
-/** The `$SRV` discovery subjects of dlq-manager's micro service (PING, INFO, STATS; all, by name, by id). */
-function microDiscovery(): string[] {
-  return ['$SRV.*', `$SRV.*.${DLQ_MANAGER_SERVICE_NAME}`, `$SRV.*.${DLQ_MANAGER_SERVICE_NAME}.*`];
+/** The `$SRV` discovery subjects of micro services (PING, INFO, STATS; of all, by name, by id). */
+function microDiscovery(...names: string[]): string[] {
+  return ['$SRV.*', ...names.flatMap((name) => [`$SRV.*.${name}`, `$SRV.*.${name}.*`])];
 }
 
 /** Creating, reading, pulling from and acknowledging one durable consumer. */
@@ -210,7 +208,14 @@ export function natsPermissions(topology: Topology, role: NatsRole): NatsPermiss
           ...consumerUse(s.schedule, SCHEDULER_CONSUMER),
         ],
         {
-          subscribe: { allow: SCHEDULER_OPS.map((op) => topology.schedulerApiSubject(op)), deny: [] },
+          // Its micro service (api.ts): the endpoints, and `nats micro ls/info/stats`.
+          subscribe: {
+            allow: [
+              ...SCHEDULER_OPS.map((op) => topology.schedulerApiSubject(op)),
+              ...microDiscovery(SCHEDULER_SERVICE_NAME),
+            ],
+            deny: [],
+          },
           allowResponses: true,
         },
       );
@@ -237,14 +242,14 @@ export function natsPermissions(topology: Topology, role: NatsRole): NatsPermiss
           api(`STREAM.MSG.GET.${s.events}`),
         ],
         {
-          subscribe: { allow: [`${adminRoot}.*`, ...microDiscovery()], deny: [] },
+          subscribe: { allow: [`${adminRoot}.*`, ...microDiscovery(DLQ_MANAGER_SERVICE_NAME)], deny: [] },
           allowResponses: true,
         },
       );
     case 'operator':
       return withPublish([
         `${adminRoot}.*`,
-        ...microDiscovery(),
+        ...microDiscovery(DLQ_MANAGER_SERVICE_NAME, SCHEDULER_SERVICE_NAME),
         ...SCHEDULER_OPS.map((op) => topology.schedulerApiSubject(op)),
         topology.scheduleSubject('cancel'),
         // Replaying a dead letter by hand while dlq-manager is down (docs/operations.md): no
@@ -265,7 +270,10 @@ export function natsPermissions(topology: Topology, role: NatsRole): NatsPermiss
         api(`DIRECT.GET.${s.dlq}.>`),
       ]);
     case 'viewer':
-      return withPublish([...DLQ_MANAGER_READ_ENDPOINTS.map((e) => `${adminRoot}.${e}`), ...microDiscovery()]);
+      return withPublish([
+        ...DLQ_MANAGER_READ_ENDPOINTS.map((e) => `${adminRoot}.${e}`),
+        ...microDiscovery(DLQ_MANAGER_SERVICE_NAME),
+      ]);
     case 'producer':
       return withPublish([jobs, topology.scheduleSubject('delay'), topology.scheduleSubject('repeat')]);
   }

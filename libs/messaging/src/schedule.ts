@@ -3,6 +3,7 @@ import { headers as natsHeaders, type NatsConnection } from '@nats-io/nats-core'
 import { context as otelContext, type Context } from '@opentelemetry/api';
 import { injectTraceContext } from '@redrive/telemetry';
 import { H } from './headers.js';
+import { requestMicro } from './micro.js';
 import { PublishFailedError } from './publish.js';
 import { msgIds } from './wire.js';
 import type { Topology } from './topology.js';
@@ -10,7 +11,8 @@ import type { Topology } from './topology.js';
 // The retry-scheduler's contract. Requests are JetStream messages on `schedule.<kind>` (the
 // SCHEDULE stream, so none is lost while no scheduler runs): the body is the job's payload,
 // untouched, and headers say where and when to publish it, so a request can be written with the
-// `nats` CLI too. Reading and changing schedules is request/reply on `scheduler.<op>`.
+// `nats` CLI too. Reading and cancelling schedules is the scheduler's NATS micro service
+// (micro.ts) on `scheduler.<op>`.
 
 /** Kinds of request on `schedule.<kind>`; all but `cancel` create a schedule. */
 export const SCHEDULE_REQUEST_KINDS = ['delay', 'retry', 'redrive', 'repeat', 'cancel'] as const;
@@ -136,50 +138,31 @@ export interface ScheduleListPage {
   next?: string;
 }
 
-export const SCHEDULER_ERROR_CODES = ['NOT_FOUND', 'CONFLICT', 'BAD_REQUEST', 'INTERNAL'] as const;
+/** The retry-scheduler's NATS micro service name (`nats micro ls`, `nats micro info redrive-retry-scheduler`). */
+export const SCHEDULER_SERVICE_NAME = 'redrive-retry-scheduler';
+
+/** The scheduler's endpoints (`<Topology.schedulerApiRoot>.<op>`). */
+export const SCHEDULER_OPS = ['list', 'get', 'cancel'] as const;
+export type SchedulerOp = (typeof SCHEDULER_OPS)[number];
+
+/**
+ * The codes of the scheduler's micro errors, each with its status (the micro error code):
+ * INVALID_JSON and VALIDATION_ERROR 400, NOT_FOUND 404, CONFLICT 409 (the schedule has
+ * completed), INTERNAL 500 (worth trying again).
+ */
+export const SCHEDULER_ERROR_CODES = ['INVALID_JSON', 'VALIDATION_ERROR', 'NOT_FOUND', 'CONFLICT', 'INTERNAL'] as const;
 export type SchedulerErrorCode = (typeof SCHEDULER_ERROR_CODES)[number];
 
-/** The body of every reply on `scheduler.<op>`. */
-export type SchedulerReply<T> =
-  { ok: true; data: T } | { ok: false; error: { code: SchedulerErrorCode; message: string } };
-
-/** The scheduler answered, and refused: no such schedule, or it cannot be changed. */
-export class SchedulerApiError extends Error {
-  override readonly name = 'SchedulerApiError';
-  constructor(
-    readonly code: SchedulerErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** No scheduler answered in time (none running, NATS down, overloaded). */
-export class SchedulerUnavailableError extends Error {
-  override readonly name = 'SchedulerUnavailableError';
-  constructor(cause: unknown) {
-    super(`the retry-scheduler did not answer: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
-  }
-}
-
-/** Calls the retry-scheduler's request/reply API; one of its replicas answers each call. */
+/**
+ * Calls the retry-scheduler's micro service; one of its replicas answers each call. A refusal
+ * is a MicroError whose code is a SchedulerErrorCode; no answer in time, a MicroUnavailableError.
+ */
 export function createSchedulerClient(nc: NatsConnection, topology: Topology, opts: { timeoutMs?: number } = {}) {
-  const encoder = new TextEncoder();
-  const decoder = new TextDecoder();
-  async function call<T>(op: 'list' | 'get' | 'cancel', body: unknown): Promise<T> {
-    let text: string;
-    try {
-      const reply = await nc.request(topology.schedulerApiSubject(op), encoder.encode(JSON.stringify(body)), {
-        timeout: opts.timeoutMs ?? 5_000,
-      });
-      text = decoder.decode(reply.data);
-    } catch (err) {
-      throw new SchedulerUnavailableError(err);
-    }
-    const reply = JSON.parse(text) as SchedulerReply<T>;
-    if (!reply.ok) throw new SchedulerApiError(reply.error.code, reply.error.message);
-    return reply.data;
-  }
+  const call = <T>(op: SchedulerOp, body: unknown): Promise<T> =>
+    requestMicro<T, SchedulerErrorCode>(nc, topology.schedulerApiSubject(op), body, {
+      codes: SCHEDULER_ERROR_CODES,
+      ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+    });
   return {
     list: (query: ScheduleListQuery = {}) => call<ScheduleListPage>('list', query),
     get: (id: string) => call<ScheduleView>('get', { id }),

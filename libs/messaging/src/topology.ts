@@ -120,11 +120,16 @@ export class Topology {
   }
 
   /**
-   * The retry-scheduler's request/reply API (`scheduler.<op>`: list, get, cancel). Plain core
-   * NATS subjects outside every stream: a stream capturing them would answer requests itself.
+   * The subject root of the retry-scheduler's micro service, `[<prefix>.]scheduler`: plain core
+   * NATS subjects outside every stream (a stream capturing them would answer requests itself).
    */
+  get schedulerApiRoot(): string {
+    return `${this.subjectPrefix}scheduler`;
+  }
+
+  /** One endpoint of the retry-scheduler's micro service (`scheduler.<op>`: list, get, cancel). */
   schedulerApiSubject(op: 'list' | 'get' | 'cancel'): string {
-    return `${this.subjectPrefix}scheduler.${op}`;
+    return `${this.schedulerApiRoot}.${op}`;
   }
 
   /**

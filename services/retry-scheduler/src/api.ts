@@ -1,6 +1,15 @@
-import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
+import type { NatsConnection } from '@nats-io/nats-core';
 import type { Logger } from '@redrive/lifecycle';
-import type { EventPublisher, SchedulerErrorCode, SchedulerReply, ScheduleView, Topology } from '@redrive/messaging';
+import {
+  MicroError,
+  SCHEDULER_SERVICE_NAME,
+  startMicroService,
+  type EventPublisher,
+  type MicroServer,
+  type SchedulerErrorCode,
+  type ScheduleView,
+  type Topology,
+} from '@redrive/messaging';
 import type { Pool } from '@redrive/store';
 import type { SchedulerMetrics } from './metrics.js';
 import { publishCancelled } from './cancelled.js';
@@ -59,31 +68,39 @@ export function toView(row: ScheduleRow, topology: Topology, withPayload = false
   return view;
 }
 
-class ApiError extends Error {
-  constructor(
-    readonly code: SchedulerErrorCode,
-    message: string,
-  ) {
-    super(message);
+/**
+ * The refusals the scheduler's operations make, each answered as a micro error with its status
+ * (libs/messaging micro.ts answers INVALID_JSON and INTERNAL itself).
+ */
+const STATUS: Record<Exclude<SchedulerErrorCode, 'INVALID_JSON' | 'INTERNAL'>, number> = {
+  VALIDATION_ERROR: 400,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+};
+
+class ApiError extends MicroError<SchedulerErrorCode> {
+  constructor(code: keyof typeof STATUS, message: string) {
+    super(STATUS[code], code, message);
   }
 }
 
 function record(body: unknown): Record<string, unknown> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new ApiError('BAD_REQUEST', 'the request body must be a JSON object');
+    throw new ApiError('VALIDATION_ERROR', 'the request body must be a JSON object');
   }
   return body as Record<string, unknown>;
 }
 
 function idOf(body: Record<string, unknown>): string {
-  if (typeof body.id !== 'string' || body.id === '') throw new ApiError('BAD_REQUEST', 'id must be a non-empty string');
+  if (typeof body.id !== 'string' || body.id === '')
+    throw new ApiError('VALIDATION_ERROR', 'id must be a non-empty string');
   return body.id;
 }
 
 /**
- * Serves `scheduler.list`, `scheduler.get` and `scheduler.cancel` over NATS request/reply, in a
- * queue group so exactly one replica answers each request. Intake calls it for
- * GET/DELETE /v1/schedules: services share no database, only subjects.
+ * Serves `scheduler.list`, `scheduler.get` and `scheduler.cancel` as the NATS micro service
+ * `redrive-retry-scheduler`, in a queue group so exactly one replica answers each request. Intake
+ * calls it for GET/DELETE /v1/schedules: services share no database, only subjects.
  */
 export function createSchedulerApi(deps: {
   nc: NatsConnection;
@@ -94,23 +111,22 @@ export function createSchedulerApi(deps: {
   events: EventPublisher;
   logger: Logger;
   metrics: SchedulerMetrics;
+  version: string;
 }) {
   const { topology, pool, namespace, logger } = deps;
-  const encoder = new TextEncoder();
-  const decoder = new TextDecoder();
-  const subs: Subscription[] = [];
-  const inFlight = new Set<Promise<void>>();
+  let server: MicroServer | undefined;
 
   const handlers = {
     list: async (body: Record<string, unknown>) => {
       const { status, kind, limit, after } = body;
       if (status !== undefined && !(STATUSES as readonly unknown[]).includes(status))
-        throw new ApiError('BAD_REQUEST', `status must be one of ${STATUSES.join(', ')}`);
+        throw new ApiError('VALIDATION_ERROR', `status must be one of ${STATUSES.join(', ')}`);
       if (kind !== undefined && !(KINDS as readonly unknown[]).includes(kind))
-        throw new ApiError('BAD_REQUEST', `kind must be one of ${KINDS.join(', ')}`);
+        throw new ApiError('VALIDATION_ERROR', `kind must be one of ${KINDS.join(', ')}`);
       if (limit !== undefined && (!Number.isInteger(limit) || (limit as number) < 1 || (limit as number) > MAX_PAGE))
-        throw new ApiError('BAD_REQUEST', `limit must be a whole number from 1 to ${MAX_PAGE}`);
-      if (after !== undefined && typeof after !== 'string') throw new ApiError('BAD_REQUEST', 'after must be a string');
+        throw new ApiError('VALIDATION_ERROR', `limit must be a whole number from 1 to ${MAX_PAGE}`);
+      if (after !== undefined && typeof after !== 'string')
+        throw new ApiError('VALIDATION_ERROR', 'after must be a string');
       const page = await listSchedules(pool, namespace, {
         status: status as (typeof STATUSES)[number] | undefined,
         kind: kind as (typeof KINDS)[number] | undefined,
@@ -152,45 +168,27 @@ export function createSchedulerApi(deps: {
     await publishCancelled(deps.events, topology, await cancelledAmong(pool, namespace, [id]));
   }
 
-  async function answer(op: keyof typeof handlers, m: Msg): Promise<void> {
-    let reply: SchedulerReply<unknown>;
-    try {
-      const body = record(m.data.byteLength === 0 ? {} : JSON.parse(decoder.decode(m.data)));
-      reply = { ok: true, data: await handlers[op](body) };
-    } catch (err) {
-      if (err instanceof ApiError) reply = { ok: false, error: { code: err.code, message: err.message } };
-      else if (err instanceof SyntaxError)
-        reply = { ok: false, error: { code: 'BAD_REQUEST', message: `the request is not JSON: ${err.message}` } };
-      else {
-        logger.error({ err, op }, 'scheduler API request failed');
-        reply = { ok: false, error: { code: 'INTERNAL', message: 'the scheduler could not answer; try again' } };
-      }
-    }
-    m.respond(encoder.encode(JSON.stringify(reply)));
-  }
-
   return {
-    start(): void {
-      for (const op of Object.keys(handlers) as (keyof typeof handlers)[]) {
-        const sub = deps.nc.subscribe(topology.schedulerApiSubject(op), {
-          queue: 'redrive-retry-scheduler',
-          callback: (err, m) => {
-            if (err) {
-              logger.error({ err, op }, 'scheduler API subscription failed');
-              return;
-            }
-            const p = answer(op, m).finally(() => inFlight.delete(p));
-            inFlight.add(p);
-          },
-        });
-        subs.push(sub);
-      }
+    async start(): Promise<void> {
+      server = await startMicroService(deps.nc, {
+        name: SCHEDULER_SERVICE_NAME,
+        version: deps.version,
+        description: 'Redrive retry-scheduler: list, read and cancel schedules (delays, retries, repeats, cron)',
+        metadata: { prefix: topology.options.prefix, http: '/v1/schedules' },
+        root: topology.schedulerApiRoot,
+        endpoints: Object.fromEntries(
+          Object.entries(handlers).map(([op, handle]) => [
+            op,
+            { metadata: { change: String(op === 'cancel') }, run: (body: unknown) => handle(record(body)) },
+          ]),
+        ),
+        logger,
+      });
     },
 
     /** Stops taking requests and answers the ones in progress. */
     async stop(): Promise<void> {
-      await Promise.all(subs.map((s) => s.drain().catch(() => undefined)));
-      await Promise.allSettled([...inFlight]);
+      await server?.stop();
     },
   };
 }

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { AckPolicy, DeliverPolicy, type ConsumerConfig } from '@nats-io/jetstream';
 import { createHttpApp, registerProbes } from '@redrive/http';
 import { createLogger, loadConfigOrExit, runService, ShutdownStack } from '@redrive/lifecycle';
@@ -24,6 +25,10 @@ const CONSUMER = SCHEDULER_CONSUMER;
 const NS_PER_MS = 1_000_000;
 /** How long the schedule backlog counted for /metrics is reused. */
 const BACKLOG_CACHE_MS = 5_000;
+
+/** The micro service's version (`nats micro info`). */
+const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
 
 const config = loadConfigOrExit('retry-scheduler', () => loadSchedulerConfig());
 const logger = createLogger({ service: 'retry-scheduler', level: config.log.level, pretty: config.log.pretty });
@@ -107,8 +112,8 @@ await runService({
     await requests.start();
     stack.add('requests', (deadline) => requests.stop(deadline));
 
-    const api = createSchedulerApi({ nc, topology, pool, namespace, events, logger, metrics });
-    api.start();
+    const api = createSchedulerApi({ nc, topology, pool, namespace, events, logger, metrics, version });
+    await api.start();
     stack.add('api', () => api.stop());
 
     const publisher = createPublisher(nc, { inboxPrefix });

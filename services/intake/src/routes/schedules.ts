@@ -1,10 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import { errorBodySchema, HttpError } from '@redrive/http';
 import {
-  SchedulerApiError,
-  SchedulerUnavailableError,
+  MicroError,
+  MicroUnavailableError,
   type ScheduleListQuery,
   type SchedulerClient,
+  type SchedulerErrorCode,
 } from '@redrive/messaging';
 
 const scheduleSchema = {
@@ -51,7 +52,7 @@ const idParams = {
 } as const;
 
 export interface ScheduleRoutesOptions {
-  /** The retry-scheduler's request/reply API; absent, every route answers 503. */
+  /** The retry-scheduler's micro service; absent, every route answers 503. */
   scheduler: SchedulerClient | undefined;
 }
 
@@ -60,17 +61,19 @@ async function ask<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (err) {
-    if (err instanceof SchedulerUnavailableError) {
-      throw new HttpError(503, 'SCHEDULER_UNAVAILABLE', `${err.message}; retry later`, { 'retry-after': '1' });
+    if (err instanceof MicroUnavailableError) {
+      const message = `the retry-scheduler did not answer (${err.message}); retry later`;
+      throw new HttpError(503, 'SCHEDULER_UNAVAILABLE', message, { 'retry-after': '1' });
     }
-    if (err instanceof SchedulerApiError) {
-      switch (err.code) {
+    if (err instanceof MicroError) {
+      // The client lets only the scheduler's own codes through (SCHEDULER_ERROR_CODES).
+      const code = err.code as SchedulerErrorCode;
+      switch (code) {
         case 'NOT_FOUND':
-          throw new HttpError(404, 'NOT_FOUND', err.message);
         case 'CONFLICT':
-          throw new HttpError(409, 'CONFLICT', err.message);
-        case 'BAD_REQUEST':
-          throw new HttpError(400, 'VALIDATION_ERROR', err.message);
+        case 'INVALID_JSON':
+        case 'VALIDATION_ERROR':
+          throw new HttpError(err.statusCode, code, err.message);
         case 'INTERNAL':
           throw new HttpError(503, 'SCHEDULER_UNAVAILABLE', err.message, { 'retry-after': '1' });
       }
@@ -81,7 +84,7 @@ async function ask<T>(call: () => Promise<T>): Promise<T> {
 
 /**
  * GET /v1/schedules, GET /v1/schedules/:id and DELETE /v1/schedules/:id. Intake reads no
- * database: it asks the retry-scheduler over NATS request/reply, and one replica answers.
+ * database: it asks the retry-scheduler's micro service over NATS, and one replica answers.
  */
 export async function scheduleRoutes(app: FastifyInstance, opts: ScheduleRoutesOptions): Promise<void> {
   // Scopes are checked on the matched route by the app's guard (createHttpApp).
