@@ -357,6 +357,53 @@ describe('a job that kills its worker', () => {
   }, 90_000);
 });
 
+describe('jobs that died beside a poison job', () => {
+  it('are never dead-lettered for it: a suspect runs only while no other suspect runs on its worker', async () => {
+    const own = uniquePrefix('victims');
+    try {
+      const topo = new Topology({ prefix: own });
+      await ensureStreams(jsm, topo.streamConfigs());
+      await provisionJobTypes(jsm, topo, ['crash', 'sleepy'], { ackWaitMs: 1_000, maxDeliver: 30, maxAckPending: 100 });
+      const publish = (type: string, jobId: string, payload: unknown) =>
+        publishJob(jetstream(nc), {
+          subject: topo.jobSubject('normal', type),
+          payload: new TextEncoder().encode(JSON.stringify(payload)),
+          jobId,
+          msgId: jobId,
+          attempt: 0,
+        });
+      // Three ordinary jobs that are still running when the poison job kills their worker: all
+      // four are suspects when they come back, every time the poison job runs beside them.
+      const victims = [1, 2, 3].map((i) => `victim-${i}-${own}`);
+      for (const id of victims) await publish('sleepy', id, { ms: 1_500 });
+      const poison = `poison-${own}`;
+      await publish('crash', poison, {});
+      const env = {
+        REDRIVE_PREFIX: own,
+        WORKER_ACK_WAIT: '1s',
+        WORKER_MAX_DELIVER: '30',
+        WORKER_MAX_CRASHES: '3',
+        WORKER_CONCURRENCY: '8',
+        REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+      };
+      const finished = (id: string) => runs(id).some((r) => r.event === 'finished');
+      const deadLettered = async () => (await jsm.streams.info(topo.streams.dlq)).state.messages > 0;
+      // A supervisor: a worker is started again whenever the poison job kills it.
+      for (let i = 0; i < 15 && !((await deadLettered()) && victims.every(finished)); i++) {
+        const w = startService('sync-worker', { ...workerEnv(env), WORKER_PORT: String(await freePort()) });
+        const code = await Promise.race([w.exited, new Promise<'alive'>((r) => setTimeout(() => r('alive'), 6_000))]);
+        if (code === 'alive') await w.stop();
+      }
+      const dead = await streamMessages(jsm, topo.streams.dlq);
+      expect(dead.map((m) => m.header.get('Redrive-Job-Id'))).toEqual([poison]);
+      expect(dead[0]!.header.get('Redrive-Error-Class')).toBe('crash');
+      for (const id of victims) expect(finished(id), id).toBe(true);
+    } finally {
+      await deleteStreams(nc, own);
+    }
+  }, 180_000);
+});
+
 describe('SIGTERM with jobs in flight', () => {
   it('acks, NAKs or hands back every one of 20 running jobs before exit; none is lost or completed twice', async () => {
     // nats-server 2.9 can deliver a handed-back message to a pull request of the worker that just
