@@ -49,8 +49,15 @@ const INTAKE_KEYS = JSON.stringify(
   Object.entries(KEYS).map(([scope, key]) => ({ name: scope.replace(':', '-'), key, scopes: [scope] })),
 );
 const WRONG = { authorization: 'Bearer not-a-known-credential-000' };
-/** The routes anyone may call; a new public route has to be added here on purpose. */
-const PUBLIC_PROBES = ['/healthz', '/readyz', '/metrics'];
+/** A session cookie dlq-manager never signed (sign-in: POST /v1/session). */
+const FORGED_SESSION = {
+  cookie: `redrive_session=${Buffer.from(JSON.stringify({ name: 'ops', exp: 4_102_444_800, sid: 'x' })).toString('base64url')}.forged`,
+};
+/**
+ * The routes anyone may call; a new public route has to be added here on purpose. Besides the
+ * probes: dlq-manager's sign-in (POST /v1/session), whose body's token is the credential.
+ */
+const PUBLIC_PROBES = ['/healthz', '/readyz', '/metrics', '/v1/session'];
 
 // A connection per request: a reused keep-alive socket the server has just closed would
 // look like a failure of whichever request happened to be sent on it.
@@ -232,7 +239,7 @@ beforeAll(async () => {
     [`ev-${prefix}`, jobId, JSON.stringify({ note: MARKER })],
   );
   // Both :id routes get the dead letter's number (the timeline's job id may be any string).
-  params['dlq-manager'] = { id: rows[0]!.id };
+  params['dlq-manager'] = { id: rows[0]!.id, type: 'noop', lane: 'normal' };
   const submitted = await raw(ports.get('intake')!, 'POST', '/v1/jobs', { 'x-api-key': KEYS.submit });
   expect(submitted.status).toBe(400); // an empty body: the key got through, the body did not
   const scheduled = await raw(
@@ -262,6 +269,7 @@ describe('HTTP access on every route of every service', () => {
       expect(list.length, service).toBeGreaterThan(0);
       for (const r of list) {
         if (isPublic(r)) expect(PUBLIC_PROBES, `${service} ${r.method} ${r.url}`).toContain(r.url);
+        if (isPublic(r) && r.url === '/v1/session') expect(`${service} ${r.method}`).toBe('dlq-manager POST');
         else expect(r.access, `${service} ${r.method} ${r.url} declares no access`).toBeDefined();
       }
     }
@@ -325,6 +333,7 @@ describe('HTTP access on every route of every service', () => {
             const tries: [string, Record<string, string>, number[], number | undefined][] = [
               ['no credentials', {}, [400, 401, 404], asIs ? 401 : undefined],
               ['an unknown credential', WRONG, [400, 401, 404], asIs ? 401 : undefined],
+              ['a forged session cookie', FORGED_SESSION, [400, 401, 404], asIs ? 401 : undefined],
             ];
             if (lack)
               tries.push(['a credential without the permission', lack, [400, 403, 404], asIs ? 403 : undefined]);

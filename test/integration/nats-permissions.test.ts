@@ -315,6 +315,37 @@ describe('with its own NATS user, each service does its whole job', () => {
     expect(page.items).toEqual([expect.objectContaining({ reason: 'max_deliveries', originalSeq: ack.seq })]);
   }, 30_000);
 
+  it('pauses and resumes a type over NATS as the operator: the worker watches the bucket, the change is audited', async () => {
+    const worker = services.worker!;
+    const from = worker.logs.length;
+    const saw = (paused: boolean) =>
+      waitFor(
+        () =>
+          worker.logs
+            .slice(from)
+            .some((l) => l.msg === 'pauses changed' && ((l.paused as string[]) ?? []).includes('flaky') === paused),
+        { timeoutMs: 10_000, what: `the worker to see flaky ${paused ? 'paused' : 'resumed'}` },
+      );
+    expect(await endpoint('operator', 'pause', { type: 'flaky' })).toMatchObject({ paused: true });
+    await saw(true);
+    const stats = await endpoint<{ types: { type: string; paused: boolean }[] }>('viewer', 'queues', { type: 'flaky' });
+    expect(stats.types).toEqual([expect.objectContaining({ type: 'flaky', paused: true })]);
+    await publishRefused('viewer', `${topology.dlqManagerApiRoot}.pause`, '{"type":"flaky"}');
+    expect(await endpoint('operator', 'resume', { type: 'flaky' })).toMatchObject({ paused: false });
+    await saw(false);
+    const audit = await waitFor(
+      async () => {
+        const t = await endpoint<{ events?: { kind: string; actor?: string }[] }>('viewer', 'timeline', {
+          id: 'queue:flaky',
+        });
+        return (t.events?.length ?? 0) >= 2 ? t.events : undefined;
+      },
+      { timeoutMs: 10_000, what: 'the pause and resume in the audit trail' },
+    );
+    expect(audit.map((e) => e.kind)).toEqual(['queue.paused', 'queue.resumed']);
+    expect(audit.every((e) => e.actor?.startsWith('nats:'))).toBe(true);
+  }, 30_000);
+
   it('needed nothing it was not allowed: no service met a permission violation', () => {
     for (const [name, p] of Object.entries(services)) {
       const violations = p.logs.filter((l) => JSON.stringify(l).toLowerCase().includes('permissions violation'));

@@ -11,5 +11,13 @@ export {
   type RouteAuth,
 } from './auth.js';
 export { errorBodySchema, HttpError, type ErrorBody } from './errors.js';
+export {
+  createSessions,
+  CSRF_HEADER,
+  parseCookies,
+  type SessionClaims,
+  type SessionOptions,
+  type Sessions,
+} from './session.js';
 export { checkName, registerProbes, type ProbeOptions } from './probes.js';
 export { createValidators, describeSchemaError, type Validators } from './validation.js';

@@ -15,6 +15,10 @@ export const EVENT_KINDS = [
   'job.log',
   'job.progress',
   'job.cancelled',
+  // An operator paused or resumed a job type or lane (dlq-manager); the job id is
+  // `queue:<type>` or `queue:<type>.<lane>` (queueJobId), the actor who asked is in `actor`.
+  'queue.paused',
+  'queue.resumed',
 ] as const;
 export type EventKind = (typeof EVENT_KINDS)[number];
 
@@ -36,6 +40,13 @@ export interface LifecycleEvent {
   /** The job's life (`Redrive-Life`), absent for the first: the audit trail orders lives by it. */
   life?: string;
   data?: unknown;
+  /** Who made an operator's change (queue.paused, queue.resumed): a token's name, or `nats:<actor>`. */
+  actor?: string;
+}
+
+/** The job id a queue's pause and resume events are recorded under, for its timeline. */
+export function queueJobId(type: string, lane?: string): string {
+  return lane ? `queue:${type}.${lane}` : `queue:${type}`;
 }
 
 /** An event to publish; `id` is for an event that must keep its id when published again. */

@@ -54,6 +54,7 @@ export {
   decodeEvents,
   encodeEvent,
   EVENT_KINDS,
+  queueJobId,
   type EventInput,
   type EventKind,
   type EventPublisher,
@@ -99,6 +100,20 @@ export {
   type MicroServiceOptions,
 } from './micro.js';
 export { provisionJobTypes, serveJobTypes } from './served.js';
+export {
+  deletePause,
+  ensurePausesBucket,
+  isPaused,
+  pauseKey,
+  pauseOf,
+  pausesBucket,
+  pausesStream,
+  putPause,
+  watchPauses,
+  type PauseMap,
+  type PauseRecord,
+  type PauseWatch,
+} from './pauses.js';
 export {
   CLIENT_ROLES,
   DLQ_MANAGER_CONSUMERS,

@@ -1,4 +1,5 @@
 import { EVENT_KINDS, type EventKind } from './events.js';
+import { pausesBucket, pausesStream } from './pauses.js';
 import { SCHEDULER_OPS, SCHEDULER_SERVICE_NAME } from './schedule.js';
 import { Topology, type StreamRole } from './topology.js';
 
@@ -27,11 +28,12 @@ export type NatsRole = ServiceRole | ClientRole;
 /** The lifecycle events each service emits: the only `events.<kind>` subjects it may publish. */
 export const EVENTS_EMITTED_BY: Readonly<Record<ServiceRole, readonly EventKind[]>> = {
   intake: ['job.accepted'],
-  // Every other kind: the worker reports what happens to the jobs it runs.
-  'sync-worker': EVENT_KINDS.filter((k) => k !== 'job.accepted' && k !== 'job.cancelled'),
+  // Every other job kind: the worker reports what happens to the jobs it runs.
+  'sync-worker': EVENT_KINDS.filter((k) => !k.startsWith('queue.') && k !== 'job.accepted' && k !== 'job.cancelled'),
   'retry-scheduler': ['job.cancelled'],
-  // dlq-manager writes its own audit rows (job.dead_lettered, job.redriven …) straight to Postgres.
-  'dlq-manager': [],
+  // dlq-manager writes its own audit rows (job.dead_lettered, job.redriven …) straight to Postgres;
+  // a pause or resume changes the PAUSES bucket, not Postgres, so it is recorded as an event.
+  'dlq-manager': ['queue.paused', 'queue.resumed'],
 };
 
 /**
@@ -66,7 +68,16 @@ export const DLQ_MANAGER_SERVICE_NAME = 'redrive-dlq-manager';
  * dlq-manager's endpoints that only read (`<root>.<name>`): a viewer may call these. Every
  * other endpoint changes something and answers only to an operator.
  */
-export const DLQ_MANAGER_READ_ENDPOINTS: readonly string[] = ['list', 'get', 'stats', 'timeline', 'operation'];
+export const DLQ_MANAGER_READ_ENDPOINTS: readonly string[] = [
+  'list',
+  'get',
+  'stats',
+  'timeline',
+  'operation',
+  'queues',
+  'jobs',
+  'job',
+];
 
 /** What one user may publish and subscribe to; anything not allowed is refused by nats-server. */
 export interface NatsPermissions {
@@ -140,6 +151,24 @@ function provisioning(topology: Topology, role: ServiceRole): string[] {
   ];
 }
 
+/**
+ * The PAUSES bucket (pauses.ts): creating it when missing, and watching it with an ordered
+ * consumer (created, pulled, recreated after a NATS restart). Its owner also changes its
+ * configuration.
+ */
+function pausesWatch(topology: Topology, owner: boolean): string[] {
+  const kv = pausesStream(topology);
+  return [
+    api(`STREAM.INFO.${kv}`),
+    api(`STREAM.CREATE.${kv}`),
+    ...(owner ? [api(`STREAM.UPDATE.${kv}`)] : []),
+    api(`CONSUMER.CREATE.${kv}.>`),
+    api(`CONSUMER.INFO.${kv}.*`),
+    api(`CONSUMER.DELETE.${kv}.*`),
+    api(`CONSUMER.MSG.NEXT.${kv}.*`),
+  ];
+}
+
 const events = (topology: Topology, role: ServiceRole) => EVENTS_EMITTED_BY[role].map((k) => topology.eventSubject(k));
 
 /**
@@ -197,6 +226,8 @@ export function natsPermissions(topology: Topology, role: NatsRole): NatsPermiss
         api(`CONSUMER.CREATE.${s.jobs}.*.>`),
         api(`CONSUMER.MSG.NEXT.${s.jobs}.*`),
         `$JS.ACK.${s.jobs}.>`,
+        // Paused types and lanes: watched, never changed.
+        ...pausesWatch(topology, false),
       ]);
     case 'retry-scheduler':
       return withPublish(
@@ -240,6 +271,11 @@ export function natsPermissions(topology: Topology, role: NatsRole): NatsPermiss
           api(`STREAM.MSG.DELETE.${s.dlq}`),
           // The audit lag gauge: the oldest event its consumer has not acknowledged.
           api(`STREAM.MSG.GET.${s.events}`),
+          // Pausing and resuming job types and lanes (a key per pause), and reading them back;
+          // each change is recorded as its event (queue.paused, queue.resumed).
+          ...pausesWatch(topology, true),
+          `$KV.${pausesBucket(topology)}.>`,
+          ...events(topology, role),
         ],
         {
           subscribe: { allow: [`${adminRoot}.*`, ...microDiscovery(DLQ_MANAGER_SERVICE_NAME)], deny: [] },
@@ -268,6 +304,9 @@ export function natsPermissions(topology: Topology, role: NatsRole): NatsPermiss
         ...[s.dlq, s.events, s.advisories].map((name) => api(`STREAM.MSG.GET.${name}`)),
         api(`DIRECT.GET.${s.dlq}`),
         api(`DIRECT.GET.${s.dlq}.>`),
+        // What is paused: `nats kv ls/get <prefix>_PAUSES` (pausing goes through dlq-manager, audited).
+        api(`STREAM.INFO.${pausesStream(topology)}`),
+        api(`DIRECT.GET.${pausesStream(topology)}.>`),
       ]);
     case 'viewer':
       return withPublish([

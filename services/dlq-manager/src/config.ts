@@ -5,6 +5,8 @@ import {
   int,
   json,
   oneOf,
+  optStr,
+  secret,
   parseEnv,
   port,
   str,
@@ -70,6 +72,24 @@ export const dlqEnv = z.object({
   DLQ_ACK_WAIT: duration('30s', { min: 1_000, max: 3_600_000 }).describe(
     "ack wait of dlq-manager's consumers (held messages get in-progress acks)",
   ),
+  /** Signs session cookies; replicas sharing it share sessions. */
+  DLQ_SESSION_SECRET: secret({ minLength: 32 }).describe(
+    'signs the session cookies of people who sign in (POST /v1/session), at least 32 characters; give every replica the same one. Unset: a random one per process (sessions end at a restart and stay on their replica)',
+  ),
+  DLQ_SESSION_TTL: duration('8h', { min: 60_000, max: 7 * 86_400_000 }).describe(
+    'how long a session cookie lasts after sign-in (≤ 7 days)',
+  ),
+  DLQ_SESSION_SECURE: bool(false).describe(
+    'mark session cookies `Secure` (sent over HTTPS only): set it wherever the admin API is reached over TLS',
+  ),
+  /** A job's trace link: `{traceId}` is replaced by its trace id. */
+  DLQ_TRACE_URL_TEMPLATE: optStr()
+    .refine((v) => v === undefined || (/^https?:\/\//.test(v) && v.includes('{traceId}')), {
+      message: 'must be an http(s) URL containing {traceId}, e.g. https://jaeger.example/trace/{traceId}',
+    })
+    .describe(
+      "a job's trace link in the job lookup (`GET /v1/jobs/:id`): an http(s) URL with `{traceId}`, e.g. `https://jaeger.example/trace/{traceId}`; unset: no link",
+    ),
   /** Test-only: kill the process at this point (see docs/operations.md). Never set in production. */
   DLQ_FAULT: oneOf(FAULTS, '').describe(
     'tests only: `exit-after-dlq-publish` or `exit-before-record-commit` kills the process there (see docs/operations.md); never set it in a deployment',
@@ -90,6 +110,8 @@ export function loadDlqConfig(env: Env = process.env) {
     audit: { batch: e.DLQ_AUDIT_BATCH },
     ackWaitMs: e.DLQ_ACK_WAIT,
     fault: e.DLQ_FAULT,
+    traceUrlTemplate: e.DLQ_TRACE_URL_TEMPLATE,
+    session: { secret: e.DLQ_SESSION_SECRET, ttlMs: e.DLQ_SESSION_TTL, secure: e.DLQ_SESSION_SECURE },
   });
 }
 

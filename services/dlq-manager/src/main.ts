@@ -1,7 +1,18 @@
 #!/usr/bin/env node
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createSessions } from '@redrive/http';
 import { createLogger, loadConfigOrExit, runService, ShutdownStack, within } from '@redrive/lifecycle';
-import { connectAndProvision, ensureConsumer, logProvisioned, streamProblems } from '@redrive/messaging';
+import {
+  connectAndProvision,
+  createEventPublisher,
+  ensureConsumer,
+  ensurePausesBucket,
+  isPaused,
+  logProvisioned,
+  streamProblems,
+  watchPauses,
+} from '@redrive/messaging';
 import { closePool, createPool, ensureDatabase, migrate } from '@redrive/store';
 import { cachedRead, createMetricsRegistry, startTelemetry } from '@redrive/telemetry';
 import { createProjector } from './audit/projector.js';
@@ -12,7 +23,9 @@ import { countUnresolved } from './dead-letters/store.js';
 import { createAdmin } from './operations/admin.js';
 import { buildDlqApp } from './operations/app.js';
 import { createTokenAuth } from './operations/auth.js';
+import { createJobLookup } from './operations/jobs.js';
 import { startMicroService } from './operations/micro.js';
+import { createQueues } from './queues/queues.js';
 import { loadDlqConfig } from './config.js';
 import { CONSUMERS, dlqConsumerConfigs } from './consumers.js';
 import { createFaults } from './faults.js';
@@ -48,6 +61,11 @@ await runService({
 
     const { nc, js, jsm, topology } = await connectAndProvision(config.nats, 'dlq-manager', config.topology, logger);
     stack.add('nats', () => nc.drain());
+    // Paused types and lanes (the PAUSES bucket): set by the admin API, watched by every worker.
+    logProvisioned(logger, [await ensurePausesBucket(jsm, topology)]);
+    const pauses = await watchPauses(js, jsm, topology, logger);
+    stack.add('pause watch', () => pauses.stop());
+    await pauses.ready;
     for (const { stream, config: c } of dlqConsumerConfigs(topology, {
       ackWaitMs: config.ackWaitMs,
       auditBatch: config.audit.batch,
@@ -62,6 +80,7 @@ await runService({
       queues: cachedRead(() => readQueueStats(jsm, topology), GAUGE_CACHE_MS),
       unresolved: cachedRead(() => countUnresolved(pool), GAUGE_CACHE_MS),
       auditLag: cachedRead(() => readConsumerBacklog(jsm, topology.streams.events, CONSUMERS.audit), GAUGE_CACHE_MS),
+      paused: (type, lane) => isPaused(pauses.current, type, lane),
       onError: (source, err) => logger.warn({ err, source }, 'could not read a gauge for /metrics'),
     });
     const faults = createFaults(config.fault, logger);
@@ -136,15 +155,37 @@ await runService({
     });
     stack.add('cleanup', () => cleanup.stop());
 
-    const micro = await startMicroService({ nc, admin, topology, version, logger });
+    const queues = createQueues({
+      pool,
+      js,
+      jsm,
+      topology,
+      pauses,
+      events: createEventPublisher(js, topology, { maxPayload: nc.info?.max_payload }),
+      logger,
+    });
+    const lookup = createJobLookup({ pool, jsm, topology, traceUrlTemplate: config.traceUrlTemplate });
+
+    const micro = await startMicroService({ nc, admin, queues, lookup, topology, version, logger });
     stack.add('nats endpoints', () => micro.stop());
 
+    if (!config.session.secret)
+      logger.warn('DLQ_SESSION_SECRET is not set: session cookies end when this process stops and work on it alone');
     if (config.tokens.length === 0) {
       logger.warn('DLQ_TOKENS is empty: the admin API refuses every request until tokens are configured');
     }
     const app = await buildDlqApp({
       admin,
-      auth: createTokenAuth(config.tokens),
+      queues,
+      lookup,
+      auth: createTokenAuth(
+        config.tokens,
+        createSessions({
+          secret: config.session.secret ? Buffer.from(config.session.secret) : randomBytes(32),
+          ttlMs: config.session.ttlMs,
+          secure: config.session.secure,
+        }),
+      ),
       registry,
       logger,
       readiness: async () => {

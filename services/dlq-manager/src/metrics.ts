@@ -1,4 +1,4 @@
-import { DEAD_LETTER_REASONS } from '@redrive/messaging';
+import { DEAD_LETTER_REASONS, type Priority } from '@redrive/messaging';
 import { Counter, Gauge, Histogram, zeroSeries, type Registry } from '@redrive/telemetry';
 import type { ConsumerBacklog, LaneStats } from './queues/stats.js';
 
@@ -17,6 +17,8 @@ export interface GaugeSources {
   queues(): Promise<readonly LaneStats[]>;
   unresolved(): Promise<readonly UnresolvedCount[]>;
   auditLag(): Promise<ConsumerBacklog>;
+  /** Whether a type's lane is paused now (the PAUSES bucket dlq-manager watches). */
+  paused?(type: string, lane: Priority): boolean;
   onError(source: 'queues' | 'unresolved' | 'audit', err: unknown): void;
   now?: () => number;
 }
@@ -131,6 +133,11 @@ export function createDlqMetrics(registry: Registry, sources?: GaugeSources) {
       'redrive_queue_oldest_waiting_seconds',
       'Age of the oldest job of the lane not yet acknowledged (waiting or running), by type and lane; 0 when the lane is empty',
       (s, at) => ageSeconds(s.oldestAt, at),
+    ),
+    queuePaused: laneGauge(
+      'redrive_queue_paused',
+      '1 while the type or this lane of it is paused (no worker starts its jobs; they wait in JOBS), else 0, by type and lane',
+      (s) => (sources?.paused?.(s.type, s.lane) ? 1 : 0),
     ),
     unresolved: new Gauge({
       name: 'redrive_dlq_unresolved',

@@ -49,7 +49,8 @@ export class DeliveryTracker {
   private readonly ticker: NodeJS.Timeout;
 
   constructor(
-    keepaliveMs: number,
+    /** How often each held message gets an in-progress ack. */
+    readonly keepaliveMs: number,
     private readonly now: () => number = Date.now,
   ) {
     this.ticker = setInterval(() => {

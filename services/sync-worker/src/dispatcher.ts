@@ -1,5 +1,5 @@
 // Over 400 lines: one delivery's handling reads top to bottom here; every decision is in fate.ts.
-import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { type Deadline, type Logger, within } from '@redrive/lifecycle';
 import {
   fallbackJobId,
@@ -22,6 +22,7 @@ import { createSuccess } from './success.js';
 import { DeliveryTracker, HAND_BACK_DELAY_MS, type Delivery } from './deliveries.js';
 import { fateBeforeRun, fateOfFailure, fateOfLimit, fateOfNotBefore, type FateRules } from './fate.js';
 import { createJobContext, jobOf, runHandler } from './job-context.js';
+import { LaneGate, NEVER_PAUSED, type PauseSignal } from './lane-gate.js';
 import { LaneSlots, SuspectTurn } from './lanes.js';
 import { createLimits } from './limits.js';
 import type { WorkerMetrics } from './metrics.js';
@@ -57,6 +58,8 @@ export interface DispatcherDeps {
   completedTtlMs: number;
   /** A redelivered job whose runs were cut short this many times is dead-lettered, not run. */
   maxCrashes: number;
+  /** Whether each (type, lane) is paused by an operator (lane-gate.ts); never, without it. */
+  pauses?: (type: string, lane: Priority) => PauseSignal;
   logger: Logger;
   metrics: WorkerMetrics;
   now?: () => number;
@@ -85,7 +88,7 @@ export function createDispatcher(deps: DispatcherDeps) {
   const suspects = new SuspectTurn();
   const tracker = new DeliveryTracker(Math.max(500, Math.floor(deps.ackWaitMs / 2)), now);
   const running = new Set<Delivery>();
-  const streams: ConsumerMessages[] = [];
+  const gates: LaneGate[] = [];
   const loops: Promise<void>[] = [];
   const outcomes = createOutcomes({ js: deps.js, topology, maxPayload: deps.maxPayload });
   const heldBackFor = createLimits(deps);
@@ -313,14 +316,15 @@ export function createDispatcher(deps: DispatcherDeps) {
   }
 
   async function consumeLane(lane: Priority, type: string): Promise<void> {
-    const name = topology.workerConsumerName(lane, type);
-    const messages = await openConsumer(deps.js, topology.streams.jobs, name, deps.prefetch, {
-      stopping: () => stopping,
-      onRetry: (err, retryInMs) =>
-        logger.warn({ err, lane, type, retryInMs }, 'could not open the consumer; trying again'),
-    });
-    streams.push(messages);
-    for await (const m of messages) {
+    const open = () =>
+      openConsumer(deps.js, topology.streams.jobs, topology.workerConsumerName(lane, type), deps.prefetch, {
+        stopping: () => stopping,
+        onRetry: (err, retryInMs) =>
+          logger.warn({ err, lane, type, retryInMs }, 'could not open the consumer; retrying'),
+      });
+    const gate = new LaneGate(open, deps.pauses?.(type, lane) ?? NEVER_PAUSED, tracker.keepaliveMs);
+    gates.push(gate);
+    for await (const m of gate.messages()) {
       if (stopping) {
         // Closing the iterator still yields what was already buffered: hand it straight back.
         m.nak(HAND_BACK_DELAY_MS);
@@ -333,10 +337,11 @@ export function createDispatcher(deps: DispatcherDeps) {
       }
       // While it waits for a slot, the tracker keeps its ack timer from running out.
       const granted = await slots.acquire(lane);
-      if (!granted || stopping) {
+      // Paused while it waited for the slot, the gate holds it until the lane resumes.
+      if (!granted || stopping || !gate.admit(m)) {
         if (granted) slots.release();
         tracker.drop(m);
-        m.nak(HAND_BACK_DELAY_MS);
+        if (!granted || stopping) m.nak(HAND_BACK_DELAY_MS);
         continue;
       }
       start(newDelivery(m, lane, type));
@@ -374,7 +379,7 @@ export function createDispatcher(deps: DispatcherDeps) {
 
     /** True while every consumer loop is running. */
     healthy(): boolean {
-      return !stopping && streams.length === deps.types.length * 3;
+      return !stopping && gates.length === deps.types.length * 3 && gates.every((g) => g.serving);
     },
 
     get inFlight(): number {
@@ -385,7 +390,7 @@ export function createDispatcher(deps: DispatcherDeps) {
       stopping = true;
       slots.close();
       suspects.close();
-      await within(Promise.all(streams.map((s) => s.close().catch(() => undefined))), 2_000);
+      await within(Promise.all(gates.map((g) => g.close())), 2_000);
       await within(Promise.allSettled(loops), 2_000);
       // Jobs waiting on a timer go back now, with what is left of their wait.
       for (const { delivery, remainingMs } of tracker.cancelWaits())

@@ -5,10 +5,13 @@ import {
   connectAndProvision,
   createCompletionStore,
   createEventPublisher,
+  ensurePausesBucket,
+  isPaused,
   logProvisioned,
   provisionJobTypes,
   serveJobTypes,
   streamProblems,
+  watchPauses,
 } from '@redrive/messaging';
 import { createRetryPolicy, retryDelay } from '@redrive/retry-policy';
 import type { Guards } from '@redrive/guards';
@@ -50,6 +53,13 @@ await runService({
     const { nc, js, jsm, topology } = await connectAndProvision(config.nats, 'sync-worker', config.topology, logger);
     stack.add('nats', () => nc.drain());
     logProvisioned(logger, await provisionJobTypes(jsm, topology, types, config.consumer, logger));
+    // Types and lanes an operator paused (the PAUSES bucket): read before the first pull, so a
+    // worker that starts while its type is paused starts none of its jobs.
+    logProvisioned(logger, [await ensurePausesBucket(jsm, topology)]);
+    const pauses = await watchPauses(js, jsm, topology, logger);
+    stack.add('pause watch', () => pauses.stop());
+    pauses.onChange((current) => logger.info({ paused: [...current.keys()] }, 'pauses changed'));
+    await pauses.ready;
 
     const registry = createMetricsRegistry('sync-worker');
     // Redis (ioredis) and Postgres (pg, node-pg-migrate) are loaded only when configured: a
@@ -129,6 +139,10 @@ await runService({
       rateLimits: config.rateLimits,
       completedTtlMs: config.completedTtlMs,
       maxCrashes: config.maxCrashes,
+      pauses: (type, lane) => ({
+        paused: () => isPaused(pauses.current, type, lane),
+        onChange: (listener) => pauses.onChange(listener),
+      }),
       logger,
       metrics: createWorkerMetrics(registry, { types, concurrency: config.concurrency }),
     });

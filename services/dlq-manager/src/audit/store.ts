@@ -132,20 +132,24 @@ export function eventToRow(
   if (!jobId) return { ok: false, problem: 'no jobId' };
   const at = typeof e.at === 'string' ? new Date(e.at) : undefined;
   const atValid = at !== undefined && !Number.isNaN(at.getTime());
+  const kind = text(e.kind, 100) ?? fallback.kind;
+  // Only an operator's change carries its actor (queue.paused, queue.resumed: dlq-manager alone
+  // may publish them); on any other event an `actor` field is kept in extra, never believed.
+  const actor = kind.startsWith('queue.') ? text(e.actor, 200) : null;
   const extra: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(e)) if (!KNOWN_FIELDS.has(k)) extra[k] = v;
+  for (const [k, v] of Object.entries(e)) if (!KNOWN_FIELDS.has(k) && !(k === 'actor' && actor !== null)) extra[k] = v;
   const row: AuditRow = {
     id: text(e.id, 200) ?? fallback.id,
     jobId,
     type: text(e.type, 200),
-    kind: text(e.kind, 100) ?? fallback.kind,
+    kind,
     attempt: int(e.attempt),
     errorClass: text(e.errorClass, 100),
     error: text(e.error),
     delayMs: ms(e.delayMs),
     durationMs: ms(e.durationMs),
     traceId: text(e.traceId, 100),
-    actor: null,
+    actor,
     at: atValid ? at : fallback.at,
     extra: null,
   };
@@ -234,7 +238,8 @@ per_job AS (
     (array_agg(error_class ORDER BY at DESC, id DESC) FILTER (WHERE kind = 'attempt.failed'))[1] AS error_class,
     (array_agg(error ORDER BY at DESC, id DESC) FILTER (WHERE kind = 'attempt.failed'))[1] AS error,
     max(at) FILTER (WHERE kind = 'attempt.failed') AS error_at
-  FROM new_rows GROUP BY job_id
+  -- A queue's pause and resume (job id queue:<type>) have a timeline, and no job summary.
+  FROM new_rows WHERE kind NOT LIKE 'queue.%' GROUP BY job_id
 ),
 summaries AS (
   INSERT INTO job_summaries AS s (job_id, type, status, status_at, status_life_a, status_life_b, status_stage,
@@ -260,8 +265,26 @@ summaries AS (
                       THEN COALESCE(EXCLUDED.last_error, s.last_error) ELSE s.last_error END,
     last_error_at = GREATEST(s.last_error_at, EXCLUDED.last_error_at)
   RETURNING 1
+),
+-- The queue stats' rolling counts (audit_activity, 10 s buckets), from the rows really inserted.
+-- Read after the summaries in the SELECT below, so every batch locks summaries, then buckets.
+activity AS (
+  INSERT INTO audit_activity AS a (bucket, type, succeeded, failed, dead_lettered)
+  SELECT to_timestamp(floor(extract(epoch FROM at) / 10) * 10), type,
+         count(*) FILTER (WHERE kind = 'attempt.succeeded'),
+         count(*) FILTER (WHERE kind = 'attempt.failed'),
+         count(*) FILTER (WHERE kind = 'job.dead_lettered')
+    FROM new_rows
+   WHERE type IS NOT NULL AND kind IN ('attempt.succeeded', 'attempt.failed', 'job.dead_lettered')
+   GROUP BY 1, 2 ORDER BY 1, 2
+  ON CONFLICT (bucket, type) DO UPDATE SET
+    succeeded = a.succeeded + EXCLUDED.succeeded,
+    failed = a.failed + EXCLUDED.failed,
+    dead_lettered = a.dead_lettered + EXCLUDED.dead_lettered
+  RETURNING 1
 )
-SELECT (SELECT count(*) FROM ins)::int AS inserted, (SELECT count(*) FROM summaries)::int AS summaries`;
+SELECT (SELECT count(*) FROM ins)::int AS inserted, (SELECT count(*) FROM summaries)::int AS summaries,
+       (SELECT count(*) FROM activity)::int AS buckets`;
 
 /**
  * Appends audit rows in one statement and updates the summaries of their jobs; rows whose id
@@ -351,21 +374,24 @@ export interface JobSummary {
   lastError?: string;
 }
 
-/** The summary row of a job, or undefined when none exists. */
-export async function readSummary(db: Queryable, jobId: string): Promise<JobSummary | undefined> {
-  const { rows } = await db.query<{
-    job_id: string;
-    type: string | null;
-    status: string;
-    attempts: number;
-    lives: number;
-    first_seen_at: Date;
-    last_seen_at: Date;
-    last_error_class: string | null;
-    last_error: string | null;
-  }>('SELECT * FROM job_summaries WHERE job_id = $1', [jobId]);
-  const r = rows[0];
-  if (!r) return undefined;
+/** A row of job_summaries, as read by `SUMMARY_COLUMNS`. */
+export interface SummaryRow {
+  job_id: string;
+  type: string | null;
+  status: string;
+  attempts: number;
+  lives: number;
+  first_seen_at: Date;
+  last_seen_at: Date;
+  last_error_class: string | null;
+  last_error: string | null;
+}
+
+export const SUMMARY_COLUMNS =
+  'job_id, type, status, attempts, lives, first_seen_at, last_seen_at, last_error_class, last_error';
+
+/** A job_summaries row as the APIs show it. */
+export function toSummary(r: SummaryRow): JobSummary {
   return {
     jobId: r.job_id,
     ...(r.type !== null ? { type: r.type } : {}),
@@ -377,4 +403,12 @@ export async function readSummary(db: Queryable, jobId: string): Promise<JobSumm
     ...(r.last_error_class !== null ? { lastErrorClass: r.last_error_class } : {}),
     ...(r.last_error !== null ? { lastError: r.last_error } : {}),
   };
+}
+
+/** The summary row of a job, or undefined when none exists. */
+export async function readSummary(db: Queryable, jobId: string): Promise<JobSummary | undefined> {
+  const { rows } = await db.query<SummaryRow>(`SELECT ${SUMMARY_COLUMNS} FROM job_summaries WHERE job_id = $1`, [
+    jobId,
+  ]);
+  return rows[0] ? toSummary(rows[0]) : undefined;
 }

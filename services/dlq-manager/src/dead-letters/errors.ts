@@ -11,6 +11,7 @@ export const OPERATION_ERROR_KINDS = {
   NOT_FOUND: 'not_found',
   OPERATION_FINISHED: 'conflict',
   PAYLOAD_UNAVAILABLE: 'conflict',
+  TYPE_PAUSED: 'conflict',
   NO_WORKER: 'unprocessable',
   NOT_PUBLISHED: 'unavailable',
   STORE_UNAVAILABLE: 'unavailable',

@@ -90,7 +90,8 @@ export function payloadFields(payload: Uint8Array | null): { payload?: unknown; 
   }
 }
 
-function dateParam(name: string, value: string | undefined): string | undefined {
+/** An RFC 3339 time (with an offset) of a query, as UTC; 400 for anything else. */
+export function dateParam(name: string, value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
   const d = parseRfc3339(value);
   if (!d)

@@ -1,5 +1,5 @@
 import { parseDuration } from '@redrive/config';
-import { inTransaction, isConnectionFailure } from '@redrive/store';
+import { inTransaction } from '@redrive/store';
 import { changeRow, type Actor } from '../audit/changes.js';
 import { appendAudit, readSummary, readTimeline, type JobSummary, type TimelineEntry } from '../audit/store.js';
 import { expireResolved, forgetStreamMessages } from '../dead-letters/cleanup.js';
@@ -28,6 +28,8 @@ import {
   type DeadLetterDetail,
   type DeadLetterView,
 } from '../dead-letters/views.js';
+import { pruneActivity } from '../queues/activity.js';
+import { guarded } from './guarded.js';
 import { createBulkRedrives } from './tracked.js';
 
 export type { Actor } from '../audit/changes.js';
@@ -37,6 +39,7 @@ export type { BulkRedriveRequest, RedriveRequest } from '../dead-letters/redrive
 const MAX_PAGE = 500;
 export const DEFAULT_BULK_REDRIVE_MAX = 1_000;
 const DEFAULT_PAGE = 50;
+const ACTIVITY_KEPT_MS = 2 * 86_400_000;
 
 export interface AdminDeps extends Omit<RedriverDeps, 'now'> {
   /** Resolved dead letters are removed this long after they were resolved. */
@@ -162,6 +165,8 @@ export function createAdmin(deps: AdminDeps) {
       const at = now();
       const cutoff = new Date(at.getTime() - ageMs);
       const deleted = await expireResolved(deps, cutoff, actor, at);
+      // The queue stats read the last hour of audit_activity; two days are kept.
+      await pruneActivity(pool, new Date(at.getTime() - ACTIVITY_KEPT_MS));
       if (deleted > 0) deps.metrics.changes.inc({ op: 'cleanup' }, deleted);
       logger.info({ deleted, cutoff, by: actor.name }, 'retention cleanup');
       return { deleted, cutoff: cutoff.toISOString() };
@@ -173,23 +178,6 @@ export function createAdmin(deps: AdminDeps) {
       return { jobId, summary: summary ?? null, events };
     },
   });
-}
-
-/** Refuses as unavailable (retry in 5 s), rather than failing, every operation while Postgres cannot be reached. */
-function guarded<T extends Record<string, (...args: never[]) => Promise<unknown>>>(ops: T): T {
-  const out: Record<string, unknown> = {};
-  for (const [name, op] of Object.entries(ops)) {
-    out[name] = async (...args: never[]) => {
-      try {
-        return await op(...args);
-      } catch (err) {
-        if (isConnectionFailure(err))
-          throw new OperationError('STORE_UNAVAILABLE', 'Postgres is unavailable; retry later', 5);
-        throw err;
-      }
-    };
-  }
-  return out as T;
 }
 
 export type Admin = ReturnType<typeof createAdmin>;

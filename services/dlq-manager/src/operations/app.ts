@@ -7,6 +7,10 @@ import type { Admin } from './admin.js';
 import type { TokenAuth } from './auth.js';
 import { adminRoutes } from './routes/admin.js';
 import { jobRoutes } from './routes/jobs.js';
+import { queueRoutes } from './routes/queues.js';
+import { sessionRoutes } from './routes/session.js';
+import type { JobLookup } from './jobs.js';
+import type { Queues } from '../queues/queues.js';
 
 const HTTP_STATUS: Record<OperationErrorKind, number> = {
   invalid: 400,
@@ -30,6 +34,8 @@ export function httpErrorOf(err: unknown): unknown {
 
 export interface DlqAppDeps {
   admin: Admin;
+  queues: Queues;
+  lookup: JobLookup;
   auth: TokenAuth;
   registry: Registry;
   readiness: () => Promise<string[]>;
@@ -55,6 +61,8 @@ export async function buildDlqApp(deps: DlqAppDeps): Promise<FastifyInstance> {
     });
     await api.register(adminRoutes, { admin: deps.admin });
     await api.register(jobRoutes, { admin: deps.admin });
+    await api.register(queueRoutes, { queues: deps.queues, lookup: deps.lookup });
+    await api.register(sessionRoutes, { auth: deps.auth });
   });
   return app;
 }

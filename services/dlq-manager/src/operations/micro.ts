@@ -13,6 +13,9 @@ import {
 import { OperationError } from '../dead-letters/errors.js';
 import type { Actor, Admin, RedriveRequest } from './admin.js';
 import { httpErrorOf } from './app.js';
+import type { JobLookup } from './jobs.js';
+import { jobSearchQuery, pauseBody, queueStatsQuery } from './queue-schemas.js';
+import type { PauseRequest, Queues } from '../queues/queues.js';
 import {
   bulkRedriveBody,
   cleanupBody,
@@ -61,11 +64,13 @@ function toMicroError(err: unknown): unknown {
 export async function startMicroService(deps: {
   nc: NatsConnection;
   admin: Admin;
+  queues: Queues;
+  lookup: JobLookup;
   topology: Topology;
   version: string;
   logger: Logger;
 }): Promise<MicroServer> {
-  const { admin } = deps;
+  const { admin, queues, lookup } = deps;
   const validators = createValidators();
   const ops: Record<string, Op> = {
     list: { schema: listQuery, coerce: true, run: (q: never) => admin.list(q) },
@@ -95,6 +100,11 @@ export async function startMicroService(deps: {
     stats: { schema: statsQuery, coerce: true, run: (q: never) => admin.stats(q) },
     cleanup: { schema: cleanupBody, coerce: false, run: (q: never, a) => admin.cleanup(q, a) },
     timeline: { schema: jobIdParams, coerce: false, run: (q: { id: string }) => admin.timeline(q.id) },
+    queues: { schema: queueStatsQuery, coerce: false, run: (q: never) => queues.stats(q) },
+    pause: { schema: pauseBody, coerce: false, run: (q: PauseRequest, a) => queues.pause(q, a) },
+    resume: { schema: pauseBody, coerce: false, run: (q: PauseRequest, a) => queues.resume(q, a) },
+    jobs: { schema: jobSearchQuery, coerce: false, run: (q: never) => lookup.search(q) },
+    job: { schema: jobIdParams, coerce: false, run: (q: { id: string }) => lookup.detail(q.id) },
   };
 
   const endpoints: Record<string, MicroEndpoint> = {};
@@ -116,7 +126,8 @@ export async function startMicroService(deps: {
   return startMicro(deps.nc, {
     name: SERVICE_NAME,
     version: deps.version,
-    description: 'Redrive dead-letter queue: list, inspect, resolve, redrive, delete, statistics, cleanup, timelines',
+    description:
+      'Redrive dead-letter queue: list, inspect, resolve, redrive, delete, statistics, cleanup, timelines; queue stats, pause and resume; job lookup',
     metadata: { prefix: deps.topology.options.prefix, http: '/v1/admin' },
     root: endpointRoot(deps.topology),
     endpoints,

@@ -22,6 +22,12 @@ export interface LaneStats extends ConsumerBacklog {
   type: string;
   lane: Priority;
   consumer: string;
+  /**
+   * Pull requests waiting at the consumer (num_waiting): each worker replica that serves the
+   * lane keeps one open while it has room for more jobs, so this is the replicas ready to take
+   * one now (a replica with every slot busy, or holding a paused lane, has none open).
+   */
+  pullRequests: number;
 }
 
 /**
@@ -77,6 +83,7 @@ export async function readQueueStats(jsm: JetStreamManager, topology: Topology):
       type,
       lane,
       consumer: info.name,
+      pullRequests: info.num_waiting,
       ...backlogOf(info, await oldestUnacked(jsm, info)),
     })),
   );

@@ -21,7 +21,7 @@ import {
   statsResponse,
 } from '../schemas.js';
 
-const errors = {
+export const errors = {
   400: errorBodySchema,
   401: errorBodySchema,
   403: errorBodySchema,
@@ -34,10 +34,10 @@ const errors = {
 type IdParams = { Params: { id: number } };
 
 // What each route needs (see createTokenAuth); a route without it answers nobody.
-const viewer = { access: 'viewer' };
-const operator = { access: 'operator' };
+export const viewer = { access: 'viewer' };
+export const operator = { access: 'operator' };
 
-function actorOf(req: FastifyRequest): Actor {
+export function actorOf(req: FastifyRequest): Actor {
   // Never null here: every route of this file needs a token.
   return { name: req.principal!.name };
 }
