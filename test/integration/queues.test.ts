@@ -322,6 +322,35 @@ describe('pause and resume', () => {
   }, 60_000);
 });
 
+describe('a wait that ends while paused', () => {
+  it('holds a job whose Not-Before comes while its type is paused, and runs it after the resume', async () => {
+    const id = `pausable-later-${prefix}`;
+    const due = Date.now() + 3_000;
+    await publishJob(jetstream(nc), {
+      subject: topology.jobSubject('high', 'pausable'),
+      payload: new TextEncoder().encode('{"n":5}'),
+      jobId: id,
+      msgId: id,
+      attempt: 0,
+      notBefore: new Date(due),
+    });
+    // A worker has it, waiting for its time.
+    await waitFor(async () => (await statsOf('pausable'))?.lanes.find((l) => l.lane === 'high')?.running === 1, {
+      what: 'a worker to hold the job until its time',
+    });
+    const marks = workers.map((w) => w.logs.length);
+    expect((await api('POST', '/v1/admin/queues/pausable/pause', { body: {} })).status).toBe(200);
+    await Promise.all(workers.map((w, i) => sawPauses(w, marks[i]!, true)));
+    expect(Date.now()).toBeLessThan(due);
+    // Its time passes while paused: it does not start.
+    await new Promise((r) => setTimeout(r, due - Date.now() + 1_500));
+    expect(runs(id)).toEqual([]);
+    expect((await api('POST', '/v1/admin/queues/pausable/resume', { body: {} })).status).toBe(200);
+    await waitFor(() => runs(id).some((r) => r.event === 'finished'), { timeoutMs: 15_000, what: 'the job to run' });
+    expect(runs(id).filter((r) => r.event === 'started')).toHaveLength(1);
+  }, 30_000);
+});
+
 describe('job lookup', () => {
   interface Detail {
     jobId: string;
@@ -443,8 +472,8 @@ describe('job lookup', () => {
       }
       cursor = page.body.nextCursor;
     }
-    // The 10 of the pause test and the 2 of the lane test.
-    expect(seen.size).toBe(12);
+    // The 10 of the pause test, the 2 of the lane test and the one that waited.
+    expect(seen.size).toBe(13);
     expect([...seen].every((id) => id.startsWith('pausable-'))).toBe(true);
 
     const future = await api<{ items: unknown[] }>(

@@ -22,7 +22,7 @@ import { createSuccess } from './success.js';
 import { DeliveryTracker, HAND_BACK_DELAY_MS, type Delivery } from './deliveries.js';
 import { fateBeforeRun, fateOfFailure, fateOfLimit, fateOfNotBefore, type FateRules } from './fate.js';
 import { createJobContext, jobOf, runHandler } from './job-context.js';
-import { LaneGate, NEVER_PAUSED, type PauseSignal } from './lane-gate.js';
+import { LaneGate, NEVER_PAUSED, PAUSE_RECHECK_MS, type PauseSignal } from './lane-gate.js';
 import { LaneSlots, SuspectTurn } from './lanes.js';
 import { createLimits } from './limits.js';
 import type { WorkerMetrics } from './metrics.js';
@@ -128,6 +128,9 @@ export function createDispatcher(deps: DispatcherDeps) {
 
   /** Runs a delivery again here once it has a slot (after a wait that used no attempt). */
   async function rerun(d: Delivery): Promise<void> {
+    // Its wait ended while the lane is paused: it waits on, held, until the lane resumes.
+    if (!stopping && deps.pauses?.(d.type, d.lane).paused())
+      return tracker.hold(d, PAUSE_RECHECK_MS, () => void rerun(d));
     const granted = await slots.acquire(d.lane);
     if (!granted || stopping) {
       if (granted) slots.release();

@@ -7,6 +7,9 @@ export interface PauseSignal {
   onChange(listener: () => void): () => void;
 }
 
+/** How often a held delivery whose wait ended in a paused lane looks again (dispatcher's rerun). */
+export const PAUSE_RECHECK_MS = 500;
+
 /** Never paused: a worker without a pause watch. */
 export const NEVER_PAUSED: PauseSignal = { paused: () => false, onChange: () => () => undefined };
 
