@@ -174,7 +174,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([...workers.map((w) => w.stop()), dlq?.stop()]);
   await deleteStreams(nc, prefix);
-  await deleteStreams(nc, `KV_${prefix}`);
   await nc.close();
   await db.drop();
 });

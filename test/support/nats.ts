@@ -18,11 +18,15 @@ export function uniquePrefix(label = 't'): string {
   return `${clean}${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
 }
 
-/** Deletes every stream whose name starts with `${prefix}_`: only what the test itself created. */
+/**
+ * Deletes every stream whose name starts with `${prefix}_`, and the KV buckets of the prefix
+ * (`KV_${prefix}_…`, the PAUSES bucket): only what the test itself created.
+ */
 export async function deleteStreams(nc: NatsConnection, prefix: string): Promise<void> {
   const jsm = await jetstreamManager(nc);
   const names: string[] = [];
-  for await (const name of jsm.streams.names()) if (name.startsWith(`${prefix}_`)) names.push(name);
+  for await (const name of jsm.streams.names())
+    if (name.startsWith(`${prefix}_`) || name.startsWith(`KV_${prefix}_`)) names.push(name);
   await Promise.all(names.map((n) => jsm.streams.delete(n).catch(() => false)));
 }
 
