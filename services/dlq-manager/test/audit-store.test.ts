@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closePool, createPool, migrate, type Pool } from '@redrive/store';
 import { createTestDatabase, type TestDatabase } from '@redrive/test-support';
 import { appendAudit, readSummary, readTimeline, type AuditRow } from '../src/audit/store.js';
+import { readActivity } from '../src/queues/activity.js';
 
 // The audit projection's one statement against a real Postgres: idempotent by event id, and
 // a summary that is right whatever order (and however often) events arrive in.
@@ -114,5 +115,43 @@ describe('appendAudit', () => {
   it('is append-only: stored events cannot be changed or removed', async () => {
     await expect(pool.query(`UPDATE audit_events SET kind = 'x' WHERE job_id = 'j1'`)).rejects.toThrow(/append-only/);
     await expect(pool.query(`DELETE FROM audit_events WHERE job_id = 'j1'`)).rejects.toThrow(/append-only/);
+  });
+});
+
+describe('the rolling counts of the queue stats (audit_activity)', () => {
+  it('counts each success, failure and dead letter once per type, replays and other kinds left out', async () => {
+    const now = new Date();
+    const at = (secondsAgo: number) => new Date(now.getTime() - secondsAgo * 1000).toISOString();
+    const t = (kind: string, secondsAgo: number) =>
+      row(`act-${n}`, kind, at(secondsAgo), { type: 'counted', id: `act-${++n}` });
+    const events = [
+      t('attempt.succeeded', 5),
+      t('attempt.succeeded', 20),
+      t('attempt.failed', 20),
+      t('job.dead_lettered', 20),
+      t('attempt.started', 20),
+      t('job.log', 20),
+      // Before the last minute, inside the hour; and before the hour.
+      t('attempt.succeeded', 600),
+      t('attempt.succeeded', 4_000),
+    ];
+    await appendAudit(pool, events);
+    await appendAudit(pool, events);
+    await appendAudit(pool, [events[0]!]);
+    const counted = (await readActivity(pool, now)).find((a) => a.type === 'counted');
+    expect(counted).toEqual({
+      type: 'counted',
+      lastMinute: { succeeded: 2, failed: 1, deadLettered: 1 },
+      lastHour: { succeeded: 3, failed: 1, deadLettered: 1 },
+    });
+    // A queue's pause has a timeline and neither a count nor a job summary.
+    await appendAudit(pool, [
+      row('queue:counted', 'queue.paused', at(1), { type: 'counted', actor: 'ops', id: `act-${++n}` }),
+    ]);
+    expect(await readSummary(pool, 'queue:counted')).toBeUndefined();
+    expect((await readTimeline(pool, 'queue:counted')).map((e) => [e.kind, e.actor])).toEqual([
+      ['queue.paused', 'ops'],
+    ]);
+    expect((await readActivity(pool, now)).find((a) => a.type === 'counted')).toEqual(counted);
   });
 });
