@@ -1,3 +1,4 @@
+// Over 400 lines: every role's NATS permissions in one place, so a change to who may do what is one diff.
 import { EVENT_KINDS, type EventKind } from './events.js';
 import { pausesBucket, pausesStream } from './pauses.js';
 import { SCHEDULER_OPS, SCHEDULER_SERVICE_NAME } from './schedule.js';

@@ -1,3 +1,4 @@
+// Over 400 lines: all SQL of the audit trail (append, summaries, activity, lookup, cleanup) in one module.
 import type pg from 'pg';
 
 /** What can run a query: the pool, or a client inside a transaction. */
