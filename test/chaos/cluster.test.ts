@@ -20,6 +20,9 @@ const DOWN_MS = 4_000;
 /** Quiet time between two faults, so each one's cost is measured on its own. */
 const SETTLE_MS = 5_000;
 
+/** The cluster the round runs on, for the report. */
+let theCluster: NatsCluster | undefined;
+
 const ms = (n: number) => `${Math.round(n).toLocaleString('en-US')} ms`;
 
 function p99(values: number[]): number | undefined {
@@ -52,18 +55,61 @@ function latencies(list: readonly Submission[]): string {
   return p === undefined ? 'none' : `p99 ${ms(p)}, max ${ms(Math.max(...all))} (of ${list.length})`;
 }
 
-function report({ submissions, windows }: { submissions: readonly Submission[]; windows: readonly FaultWindow[] }) {
+interface StreamDetail {
+  name: string;
+  state: { messages: number; first_seq: number; last_seq: number };
+  cluster?: { leader?: string };
+  consumer_detail?: { name: string; num_pending: number; num_ack_pending: number; num_redelivered: number }[];
+}
+
+/**
+ * What each node holds of JOBS once every job has ended: with interest retention every acked
+ * job is removed, so a replica still holding messages has kept jobs its peers dropped (or the
+ * other way round). Printed, not asserted: the chaos line is what must hold.
+ */
+async function jobsReplicas(cluster: NatsCluster): Promise<string> {
+  const views = await Promise.all(
+    cluster.nodes.map(async (n) => {
+      try {
+        const res = await fetch(`http://127.0.0.1:${n.monitorPort}/jsz?streams=true&consumers=true`);
+        const body = (await res.json()) as { account_details?: { stream_detail?: StreamDetail[] }[] };
+        const jobs = body.account_details?.flatMap((a) => a.stream_detail ?? []).find((d) => d.name === 'JOBS');
+        if (!jobs) return `${n.name} has no JOBS`;
+        const pending = (jobs.consumer_detail ?? []).reduce((t, c) => t + c.num_pending + c.num_ack_pending, 0);
+        return (
+          `${n.name}${jobs.cluster?.leader === n.name ? ' (leader)' : ''} ${jobs.state.messages} messages ` +
+          `(seq ${jobs.state.first_seq}..${jobs.state.last_seq}), ${pending} pending or unacked in its consumers`
+        );
+      } catch (err) {
+        return `${n.name}: ${(err as Error).message}`;
+      }
+    }),
+  );
+  return views.join('; ');
+}
+
+async function report({
+  submissions,
+  windows,
+}: {
+  submissions: readonly Submission[];
+  windows: readonly FaultWindow[];
+}) {
   const accepted = submissions.filter((s) => s.status === 202).sort((a, b) => a.end - b.end);
   const during = (s: Span) => windows.some((w) => overlaps(s, w));
   const gap = longestGap(accepted);
   const gapIn = gap ? windows.filter((w) => overlaps(gap, w)).map((w) => w.label) : [];
   const refused503 = submissions.filter((s) => s.status === 503);
   const otherRefused = submissions.filter((s) => s.status !== 202 && s.status !== 503);
+  // 0: no answer at all (intake's connection reset, say).
+  const otherStatuses = otherRefused.length
+    ? ` (status ${[...new Set(otherRefused.map((r) => r.status))].join(', ')})`
+    : '';
   console.log(
     `leader changes: longest gap in acceptance ${gap ? ms(gap.length) : 'none'}` +
       `${gapIn.length ? ` (during ${gapIn.join(', ')})` : ' (outside the leader changes)'}, ` +
       `answered 503 ${refused503.length} (${refused503.filter(during).length} during the changes), ` +
-      `other refusals ${otherRefused.length}; submission latency during the changes ` +
+      `other refusals ${otherRefused.length}${otherStatuses}; submission latency during the changes ` +
       `${latencies(submissions.filter(during))}, outside them ${latencies(submissions.filter((s) => !during(s)))}`,
   );
   for (const w of windows) {
@@ -74,6 +120,9 @@ function report({ submissions, windows }: { submissions: readonly Submission[]; 
         `503 ${inside.filter((s) => s.status === 503).length}, ${latencies(inside)}`,
     );
   }
+  // Acks reach every replica a moment after the audit trail says a job ended.
+  await sleep(5_000);
+  if (theCluster) console.log(`JOBS after the round: ${await jobsReplicas(theCluster)}`);
 }
 
 /** Kills (or stops) a node, starts it again after DOWN_MS and waits until it is current. */
@@ -101,6 +150,7 @@ chaosRound<ClusterNats>({
   timeoutMs: 1_200_000,
   startNats: async (dataDir) => {
     const cluster = await startNatsCluster({ dataDir: join(dataDir, 'nats-cluster'), name: 'redrive-chaos' });
+    theCluster = cluster;
     return {
       cluster,
       url: () => cluster.urls,

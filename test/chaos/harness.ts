@@ -77,7 +77,7 @@ export interface ChaosMode<N extends NatsUnderTest> {
   /** What is done to NATS once 30% of the jobs are submitted (the other faults are the same in every mode). */
   natsFaults(ctx: FaultContext<N>): Promise<void>;
   /** Prints what the mode measures, after the reconciliation line. */
-  report?(round: { submissions: readonly Submission[]; windows: readonly FaultWindow[] }): void;
+  report?(round: { submissions: readonly Submission[]; windows: readonly FaultWindow[] }): void | Promise<void>;
 }
 
 /** Registers the round as a vitest suite. */
@@ -428,7 +428,7 @@ export function chaosRound<N extends NatsUnderTest>(mode: ChaosMode<N>): void {
             ` (submitted ${jobs}; refused during outages, for the producer to retry: ${refused}; both states: ${both.length};` +
             ` retried through the scheduler: ${handedOff})`,
         );
-        mode.report?.({ submissions, windows });
+        await mode.report?.({ submissions, windows });
         // Every submission was answered: accepted, or refused so that the producer knows.
         expect(ids.length + refused).toBe(jobs);
         expect(ids.length).toBeGreaterThan(0);
