@@ -15,14 +15,17 @@ import {
   type NatsRole,
   type ServiceRole,
 } from '../libs/messaging/src/permissions.js';
-import { securedNats, type InfraHandle } from './infra/index.js';
+import { securedNats } from './infra/index.js';
+import { startNatsCluster } from './infra/nats-cluster.js';
 import { randomNatsPassword } from './nats-config.js';
 
 export interface StackNats {
+  /** The server's URL; for a cluster every node's, comma-separated. */
   readonly url: string;
   /** Where the users, passwords and URL are written (mode 600). */
   readonly credentialsFile: string;
-  readonly handle: InfraHandle;
+  /** Stops the server (or every node) and waits for it. */
+  stop(): Promise<void>;
   /** NATS_URL, NATS_USER and NATS_PASSWORD for a service (its role), nothing for another program. */
   envFor(service: string): Record<string, string>;
   userOf(role: NatsRole): { user: string; passwordVariable: string };
@@ -50,6 +53,8 @@ export async function startStackNats(opts: {
   port: number;
   prefix: string;
   log: (line: string) => void;
+  /** Three clustered nodes on `port`, `port + 1` and `port + 2`, every stream at 3 replicas (`pnpm stack --cluster`). */
+  cluster?: boolean;
 }): Promise<StackNats> {
   const dir = join(opts.dataDir, 'nats-secured');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -60,7 +65,8 @@ export async function startStackNats(opts: {
     const p = known[v];
     return p && NATS_PASSWORD_PATTERN.test(p) ? p : (known[v] = randomNatsPassword());
   };
-  const url = `nats://127.0.0.1:${opts.port}`;
+  const ports = opts.cluster ? [opts.port, opts.port + 1, opts.port + 2] : [opts.port];
+  const url = ports.map((p) => `nats://127.0.0.1:${p}`).join(',');
   const lines = [
     '# pnpm stack: the NATS users of this machine, made at random (scripts/stack-nats.ts).',
     `REDRIVE_NATS_URL=${url}`,
@@ -75,12 +81,23 @@ export async function startStackNats(opts: {
     configFile,
     renderNatsAuthConfig({ prefixes: [opts.prefix], credential: ({ role }) => ({ password: password(role) }) }),
   );
-  const handle = await securedNats(configFile).start(opts.port, {
-    dataDir: dir,
-    detached: false,
-    log: opts.log,
-    readyTimeoutMs: 60_000,
-  });
+  const stop = opts.cluster
+    ? (
+        await startNatsCluster({
+          dataDir: join(dir, 'cluster'),
+          include: configFile,
+          clientPorts: ports,
+          log: opts.log,
+        })
+      ).stop
+    : (
+        await securedNats(configFile).start(opts.port, {
+          dataDir: dir,
+          detached: false,
+          log: opts.log,
+          readyTimeoutMs: 60_000,
+        })
+      ).stop;
   const services: readonly string[] = [
     'intake',
     'sync-worker',
@@ -90,11 +107,16 @@ export async function startStackNats(opts: {
   return {
     url,
     credentialsFile,
-    handle,
+    stop,
     envFor: (service): Record<string, string> => {
       if (!services.includes(service)) return {};
       const role = service as ServiceRole;
-      return { NATS_URL: url, NATS_USER: natsUserName(opts.prefix, role), NATS_PASSWORD: password(role) };
+      return {
+        NATS_URL: url,
+        NATS_USER: natsUserName(opts.prefix, role),
+        NATS_PASSWORD: password(role),
+        ...(opts.cluster ? { STREAM_REPLICAS: '3' } : {}),
+      };
     },
     userOf: (role) => ({
       user: natsUserName(opts.prefix, role),

@@ -32,6 +32,8 @@ const anonymousIntake = !process.env.INTAKE_API_KEYS;
  */
 const openNats = process.env.STACK_OPEN_NATS === 'true';
 const natsPort = Number(process.env.STACK_NATS_PORT ?? 4223);
+/** `pnpm stack --cluster`: three clustered nodes on STACK_NATS_PORT and the two ports after it, streams at R3. */
+const clusterNats = process.argv.includes('--cluster');
 let stackNats: StackNats | undefined;
 
 /**
@@ -266,7 +268,7 @@ async function shutdown(reason: string, code: number): Promise<void> {
   const infra = await infraReady;
   if (stackNats) {
     say(`stopping the stack's NATS on :${natsPort}`);
-    await stackNats.handle.stop();
+    await stackNats.stop();
   }
   if (infra && infra.started.length > 0) {
     say(`stopping the infrastructure this run started: ${infra.started.map((h) => h.name).join(', ')}`);
@@ -313,8 +315,11 @@ async function main(): Promise<void> {
   await infraReady;
   if (shuttingDown) return;
   if (!openNats) {
-    if (await portInUse(natsPort)) {
-      say(`port ${natsPort} for the stack's NATS is in use (set STACK_NATS_PORT to another)`, {}, 'error');
+    const busyNats = [];
+    for (const p of clusterNats ? [natsPort, natsPort + 1, natsPort + 2] : [natsPort])
+      if (await portInUse(p)) busyNats.push(p);
+    if (busyNats.length > 0) {
+      say(`port ${busyNats.join(', ')} for the stack's NATS is in use (set STACK_NATS_PORT to another)`, {}, 'error');
       await shutdown('port in use', 1);
       return;
     }
@@ -324,6 +329,7 @@ async function main(): Promise<void> {
         port: natsPort,
         prefix: process.env.REDRIVE_PREFIX ?? '',
         log,
+        cluster: clusterNats,
       });
     } catch (err) {
       say("the stack's NATS did not start", {}, 'fatal');

@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { INFRA_HOST, InfraError, sleep, stopOnExit, tail } from './common.js';
@@ -60,6 +60,13 @@ export interface ClusterOptions {
   log?: (line: string) => void;
   /** How long the cluster may take to elect a meta leader and every node to be current (default 60 s). */
   readyTimeoutMs?: number;
+  /** The nodes' client ports, one per node (default: free ports); route and monitoring ports are free ones. */
+  clientPorts?: readonly number[];
+  /**
+   * A configuration file every node includes (the authorization, say). streamLeader() connects
+   * without credentials, so it answers only on a cluster without authorization.
+   */
+  include?: string;
 }
 
 /** A TCP port that was free a moment ago. */
@@ -98,7 +105,7 @@ export async function startNatsCluster(opts: ClusterOptions): Promise<NatsCluste
   mkdirSync(opts.dataDir, { recursive: true });
 
   const specs: { name: string; clientPort: number; routePort: number; monitorPort: number }[] = [];
-  const taken = new Set<number>();
+  const taken = new Set<number>(opts.clientPorts ?? []);
   const port = async () => {
     for (;;) {
       const p = await freePort();
@@ -106,7 +113,12 @@ export async function startNatsCluster(opts: ClusterOptions): Promise<NatsCluste
     }
   };
   for (let i = 1; i <= size; i++)
-    specs.push({ name: `n${i}`, clientPort: await port(), routePort: await port(), monitorPort: await port() });
+    specs.push({
+      name: `n${i}`,
+      clientPort: opts.clientPorts?.[i - 1] ?? (await port()),
+      routePort: await port(),
+      monitorPort: await port(),
+    });
 
   const nodes = specs.map((spec): ClusterNode => {
     const storeDir = join(opts.dataDir, spec.name);
@@ -117,6 +129,8 @@ export async function startNatsCluster(opts: ClusterOptions): Promise<NatsCluste
     writeFileSync(
       configFile,
       [
+        // nats-server resolves an include against the including file's folder.
+        ...(opts.include ? [`include "${relative(opts.dataDir, opts.include)}"`] : []),
         `server_name: "${spec.name}"`,
         `listen: "${INFRA_HOST}:${spec.clientPort}"`,
         `http: "${INFRA_HOST}:${spec.monitorPort}"`,
