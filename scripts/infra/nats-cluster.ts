@@ -163,7 +163,8 @@ export async function startNatsCluster(opts: ClusterOptions): Promise<NatsCluste
           resolveExit();
         });
       });
-      forget = stopOnExit(() => c.kill('SIGKILL'));
+      // Like the other servers started here: stopped when this process exits without stopping it.
+      forget = stopOnExit(() => c.kill('SIGTERM'));
     };
     const signal = async (sig: NodeJS.Signals) => {
       if (gone()) return;
