@@ -54,12 +54,19 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
+/**
+ * Whether the process is gone: a crash lane's job kills its worker with SIGKILL, which leaves
+ * exitCode null (signalCode says it). Missing that made the suite wait out the whole readiness
+ * timeout (120 s) for a worker killed while starting, long enough to stall a crash lane.
+ */
+const exited = (proc: ServiceProcess) => proc.proc.exitCode !== null || proc.proc.signalCode !== null;
+
 async function waitReady(name: string, proc: ServiceProcess, url: string): Promise<void> {
   await waitFor(
     async () => {
-      if (proc.proc.exitCode !== null)
+      if (exited(proc))
         throw new Error(
-          `${name} exited with ${proc.proc.exitCode}: ${JSON.stringify(proc.logs.slice(-3))} ${proc.stderr().slice(-1_000)}`,
+          `${name} exited with ${proc.proc.exitCode ?? proc.proc.signalCode}: ${JSON.stringify(proc.logs.slice(-3))} ${proc.stderr().slice(-1_000)}`,
         );
       const res = await fetch(url).catch(() => undefined);
       return res?.status === 200;
@@ -101,7 +108,7 @@ export async function startStack(opts: { standby?: boolean } = {}): Promise<Stac
         await waitReady(name, proc, `http://127.0.0.1:${port}/readyz`);
         return { proc, port };
       } catch (err) {
-        if (attempt >= 3 || proc.proc.exitCode === null || !keepUp) throw err;
+        if (attempt >= 3 || !exited(proc) || !keepUp) throw err;
         console.log(`lifecycle: ${name} did not start, starting it again: ${String(err).slice(0, 3_000)}`);
       }
     }

@@ -53,9 +53,10 @@ export function startService(name: string, env: Record<string, string>): Service
     waitForLog: (match, timeoutMs = 15_000) =>
       waitFor(
         () => {
-          if (proc.exitCode !== null && !logs.some(match)) {
+          // Killed by a signal (a job that kills its worker), exitCode stays null: signalCode says it.
+          if ((proc.exitCode !== null || proc.signalCode !== null) && !logs.some(match)) {
             throw new Error(
-              `${name} exited with ${proc.exitCode}: ${stderr.slice(-2000)} ${JSON.stringify(logs.slice(-5))}`,
+              `${name} exited with ${proc.exitCode ?? proc.signalCode}: ${stderr.slice(-2000)} ${JSON.stringify(logs.slice(-5))}`,
             );
           }
           return logs.find(match);
