@@ -3,7 +3,7 @@
 
 import { jetstreamManager } from '@nats-io/jetstream';
 import { AuthorizationError, connect, type NatsConnection } from '@nats-io/transport-node';
-import { compareVersions, MIN_NATS_SERVER } from '../../libs/messaging/src/server-version.js';
+import { MIN_NATS_SERVER, unsupportedServerReason } from '../../libs/messaging/src/server-version.js';
 import { natsServerBinary } from './nats-binary.js';
 import { describeError, INFRA_HOST, isRefused, PROBE_TIMEOUT_MS, processServer, type ProbeResult } from './common.js';
 
@@ -32,7 +32,7 @@ async function probe(port: number): Promise<ProbeResult> {
     }
     const jsm = await jetstreamManager(nc, { timeout: PROBE_TIMEOUT_MS, checkAPI: false });
     await jsm.getAccountInfo();
-    const old = nc.info?.version !== undefined && compareVersions(version, MIN_NATS_SERVER) < 0;
+    const old = unsupportedServerReason(nc.info?.version) !== undefined;
     // Used as it is (it is someone else's server), but said: it can lose a job at a restart.
     const warning = old
       ? ` (older than ${MIN_NATS_SERVER}, which Redrive needs to keep every job through a NATS restart: docs/reliability.md)`

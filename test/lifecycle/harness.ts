@@ -54,17 +54,11 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-/**
- * Whether the process is gone: a crash lane's job kills its worker with SIGKILL, which leaves
- * exitCode null (signalCode says it). Missing that made the suite wait out the whole readiness
- * timeout (120 s) for a worker killed while starting, long enough to stall a crash lane.
- */
-const exited = (proc: ServiceProcess) => proc.proc.exitCode !== null || proc.proc.signalCode !== null;
-
 async function waitReady(name: string, proc: ServiceProcess, url: string): Promise<void> {
   await waitFor(
     async () => {
-      if (exited(proc))
+      // A crash lane's worker killed by SIGKILL while starting is seen at once, not after the timeout.
+      if (proc.gone())
         throw new Error(
           `${name} exited with ${proc.proc.exitCode ?? proc.proc.signalCode}: ${JSON.stringify(proc.logs.slice(-3))} ${proc.stderr().slice(-1_000)}`,
         );
@@ -108,7 +102,7 @@ export async function startStack(opts: { standby?: boolean } = {}): Promise<Stac
         await waitReady(name, proc, `http://127.0.0.1:${port}/readyz`);
         return { proc, port };
       } catch (err) {
-        if (attempt >= 3 || !exited(proc) || !keepUp) throw err;
+        if (attempt >= 3 || !proc.gone() || !keepUp) throw err;
         console.log(`lifecycle: ${name} did not start, starting it again: ${String(err).slice(0, 3_000)}`);
       }
     }

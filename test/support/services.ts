@@ -15,6 +15,8 @@ export interface ServiceProcess {
   waitForLog(match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
   /** What the process wrote to stderr so far. */
   stderr(): string;
+  /** Whether the process is gone, by itself or by a signal (a SIGKILL leaves exitCode null). */
+  gone(): boolean;
   /** Resolves with the exit code once the process has exited by itself. */
   exited: Promise<number | null>;
   /** Sends a signal and resolves with the exit code. */
@@ -45,16 +47,18 @@ export function startService(name: string, env: Record<string, string>): Service
   let stderr = '';
   proc.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  // Killed by a signal (a job that kills its worker), exitCode stays null: signalCode says it.
+  const gone = () => proc.exitCode !== null || proc.signalCode !== null;
   return {
     proc,
+    gone,
     logs,
     stderr: () => stderr,
     exited,
     waitForLog: (match, timeoutMs = 15_000) =>
       waitFor(
         () => {
-          // Killed by a signal (a job that kills its worker), exitCode stays null: signalCode says it.
-          if ((proc.exitCode !== null || proc.signalCode !== null) && !logs.some(match)) {
+          if (gone() && !logs.some(match)) {
             throw new Error(
               `${name} exited with ${proc.exitCode ?? proc.signalCode}: ${stderr.slice(-2000)} ${JSON.stringify(logs.slice(-5))}`,
             );
